@@ -1,0 +1,308 @@
+"""Pure resolution: (question name labels, type, store view) -> Answer. Every DNS rule lives here.
+
+No sockets, no bytes. Owner names are expressed relative to the question name (``owner`` = how
+many leading labels of the question to drop), so the wire layer can point at the client's own
+spelling of the name and keep its case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from enumserver.model import Operator, Route, Tier2Server, Zone
+from enumserver.store import Snapshot
+
+# RR types and rcodes used here (RFC 1035, 3403, 3596, 6891).
+A, NS, SOA, AAAA, NAPTR, DS, ANY = 1, 2, 6, 28, 35, 43, 255
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+
+
+class Kind(Enum):
+    """What kind of answer resolution found (CoreDNS's lookup result vocabulary)."""
+
+    ANSWER = "answer"
+    NODATA = "nodata"
+    NXDOMAIN = "nxdomain"
+    REFERRAL = "referral"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Soa:
+    mname: str
+    rname: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+
+@dataclass(frozen=True, slots=True)
+class NsData:
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Naptr:
+    order: int
+    preference: int
+    flags: str
+    service: str
+    regexp: str
+    replacement: str
+
+
+Rdata = Soa | NsData | Address | Naptr
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One RR. ``owner`` is an int (leading question labels to drop) or an absolute name."""
+
+    owner: int | str
+    rtype: int
+    ttl: int
+    rdata: Rdata
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The complete result of a question: rcode, AA and the three sections."""
+
+    kind: Kind
+    rcode: int
+    aa: bool
+    answer: tuple[Record, ...] = ()
+    authority: tuple[Record, ...] = ()
+    additional: tuple[Record, ...] = ()
+    zone: str | None = None
+
+
+REFUSED_ANSWER = Answer(Kind.REFUSED, REFUSED, False)
+
+
+class Lookups(Protocol):
+    """The per-number store lookups resolution needs (indexed, never a scan)."""
+
+    def recipient_of(self, digits: str) -> str | None: ...
+    def number_routes(self, digits: str) -> list[Route]: ...
+    def ported_below(self, prefix: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What resolution reads: the served zones by apex labels, a snapshot and the lookups."""
+
+    zones: dict[tuple[str, ...], Zone]
+    snapshot: Snapshot
+    lookups: Lookups
+
+
+def zones_by_apex(zones: Sequence[Zone]) -> dict[tuple[str, ...], Zone]:
+    """Index zones by their lowercased apex labels; two served zones may not share an apex."""
+    index: dict[tuple[str, ...], Zone] = {}
+    for zone in zones:
+        key = tuple(label for label in zone.apex.lower().rstrip(".").split(".") if label)
+        if key in index:
+            raise ValueError(f"zones {index[key].name} and {zone.name} share the apex {zone.apex}")
+        index[key] = zone
+    return index
+
+
+def resolve(labels: Sequence[str], qtype: int, view: View) -> Answer:
+    """Answer a question given as lowercased labels (no root label) and a type."""
+    zones = view.zones
+    for cut in range(len(labels) + 1):
+        zone = zones.get(tuple(labels[cut:]))
+        if zone is not None:
+            return _in_zone(zone, labels[:cut], qtype, view)
+    return REFUSED_ANSWER
+
+
+def _soa(zone: Zone, owner: int, ttl: int) -> Record:
+    soa = Soa(zone.mname, zone.rname, zone.serial, zone.refresh, zone.retry, zone.expire,
+              zone.minimum)  # fmt: skip
+    return Record(owner, SOA, ttl, soa)
+
+
+def _negative(zone: Zone, kind: Kind, apex_owner: int) -> Answer:
+    rcode = NXDOMAIN if kind is Kind.NXDOMAIN else NOERROR
+    authority = (_soa(zone, apex_owner, zone.negative_ttl),)
+    return Answer(kind, rcode, True, authority=authority, zone=zone.name)
+
+
+def _apex(zone: Zone, qtype: int) -> Answer:
+    records: list[Record] = []
+    if qtype in (SOA, ANY):
+        records.append(_soa(zone, 0, zone.soa_ttl))
+    if qtype in (NS, ANY):
+        records.extend(Record(0, NS, zone.ns_ttl, NsData(host)) for host in zone.ns)
+    if not records:
+        return _negative(zone, Kind.NODATA, 0)
+    return Answer(Kind.ANSWER, NOERROR, True, answer=tuple(records), zone=zone.name)
+
+
+def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View) -> Answer:
+    """Resolve inside a zone; ``below`` are the question's labels under the apex."""
+    if not below:
+        return _apex(zone, qtype)
+    apex_owner = len(below)
+    # Digit labels from the apex down; anything after them is a name below a number.
+    digit_labels = 0
+    for label in reversed(below):
+        if len(label) != 1 or not label.isdigit():
+            break
+        digit_labels += 1
+    digits = zone.lead_digits + "".join(reversed(below[len(below) - digit_labels :]))
+    extra = len(below) - digit_labels  # non-digit labels below the digit run
+    number = NumberView(zone, view)
+
+    if zone.style == "referral" and zone.role == "tier1":
+        cut = number.delegation(digits, whole=extra == 0)
+        if cut is not None:
+            cut_digits, holder = cut
+            owner = extra + len(digits) - len(cut_digits)
+            if owner == 0 and qtype == DS:
+                return _negative(zone, Kind.NODATA, apex_owner)
+            return number.referral(holder, owner, apex_owner)
+    if extra:
+        return _negative(zone, Kind.NXDOMAIN, apex_owner)
+    holder = number.holder(digits)
+    if holder is not None and not number.serves(holder):
+        holder = None
+    if holder is not None:
+        if qtype not in (NAPTR, ANY):
+            return _negative(zone, Kind.NODATA, apex_owner)
+        records = number.naptrs(digits, holder)
+        if not records:
+            return _negative(zone, Kind.NODATA, apex_owner)
+        return Answer(Kind.ANSWER, NOERROR, True, answer=records, zone=zone.name)
+    if number.is_empty_non_terminal(digits):
+        return _negative(zone, Kind.NODATA, apex_owner)
+    return _negative(zone, Kind.NXDOMAIN, apex_owner)
+
+
+class NumberView:
+    """The number rules of one zone: who holds a number, what exists, what to answer."""
+
+    __slots__ = ("zone", "snapshot", "lookups")
+
+    def __init__(self, zone: Zone, view: View) -> None:
+        self.zone = zone
+        self.snapshot = view.snapshot
+        self.lookups = view.lookups
+
+    def holder(self, digits: str) -> str | None:
+        """Serving TY: recipient of a ported entry, else holder of the longest range, else None."""
+        recipient = self.lookups.recipient_of(digits)
+        if recipient is not None:
+            return recipient
+        found = self.snapshot.range_of(digits)
+        if found is not None and found.min_digits <= len(digits) <= found.max_digits:
+            return found.holder
+        return None
+
+    def serves(self, holder: str) -> bool:
+        """Whether this zone answers for the holder's numbers (a Tier2 zone only for its TY)."""
+        owner = self.zone.operator
+        if owner is None:
+            return True
+        operator = self.snapshot.operators.get(holder)
+        return holder == owner or (operator is not None and operator.host_ty == owner)
+
+    def is_empty_non_terminal(self, digits: str) -> bool:
+        """A digit prefix with numbers below it: inside a held range, or above ranges/ports."""
+        if len(digits) <= len(self.zone.lead_digits) or digits in self.snapshot.range_ancestors:
+            return True
+        found = self.snapshot.range_of(digits)
+        if found is not None and len(digits) < found.max_digits:
+            return True
+        return self.lookups.ported_below(digits)
+
+    def delegation(self, digits: str, whole: bool) -> tuple[str, str] | None:
+        """The number name at or above the digits that Tier1 delegates: (its digits, holder)."""
+        if whole:
+            holder = self.holder(digits)
+            if holder is not None:
+                return digits, holder
+        found = self.snapshot.range_of(digits)
+        if found is None:
+            return None
+        for size in range(found.min_digits, len(digits) if whole else len(digits) + 1):
+            holder = self.holder(digits[:size])
+            if holder is not None:
+                return digits[:size], holder
+        return None
+
+    def operator_chain(self, ty: str) -> tuple[Operator | None, Operator | None]:
+        """The operator and, for a PO, its host TY."""
+        operators = self.snapshot.operators
+        operator = operators.get(ty)
+        host = operators.get(operator.host_ty) if operator and operator.host_ty else None
+        return operator, host
+
+    def tier2_of(self, holder: str) -> tuple[Tier2Server, ...]:
+        """Tier2 servers that serve the holder: its own, else (for a PO) its host TY's."""
+        operator, host = self.operator_chain(holder)
+        servers = self.snapshot.tier2.get(holder, ())
+        if not servers and host is not None:
+            servers = self.snapshot.tier2.get(host.ty, ())
+        return servers
+
+    def referral(self, holder: str, owner: int, apex_owner: int) -> Answer:
+        """Tier1 referral: NS of the holder's Tier2 at the number's name, glue, AA clear."""
+        servers = self.tier2_of(holder)
+        if not servers:
+            return _negative(self.zone, Kind.NODATA, apex_owner)
+        ttl = min(server.ttl for server in servers)
+        authority = tuple(Record(owner, NS, ttl, NsData(s.host)) for s in servers)
+        glue: list[Record] = []
+        for server in servers:
+            if server.ipv4:
+                glue.append(Record(server.host, A, server.ttl, Address(server.ipv4)))
+            if server.ipv6:
+                glue.append(Record(server.host, AAAA, server.ttl, Address(server.ipv6)))
+        return Answer(Kind.REFERRAL, NOERROR, False, authority=authority,
+                      additional=tuple(glue), zone=self.zone.name)  # fmt: skip
+
+    def naptrs(self, digits: str, holder: str) -> tuple[Record, ...]:
+        """NAPTR records: the holder's per-number routes, else its (or its host's) templates."""
+        operator, host = self.operator_chain(holder)
+        routes: Sequence[Route] = ()
+        if self.snapshot.has_number_routes:
+            routes = [r for r in self.lookups.number_routes(digits) if r.ty == holder]
+        if not routes:
+            routes = self.snapshot.templates.get(holder, ())
+            if not routes and host is not None:
+                routes = self.snapshot.templates.get(host.ty, ())
+        fields = _template_fields(digits, operator, host)
+        return tuple(
+            Record(0, NAPTR, route.ttl, Naptr(
+                route.order, route.preference, route.flags, route.service,
+                _expand(route.regexp, fields), _expand(route.replacement, fields),
+            ))  # fmt: skip
+            for route in routes
+        )
+
+
+def _template_fields(digits: str, operator: Operator | None, host: Operator | None) -> dict[str, str]:
+    rn = (operator and operator.routing_number) or (host and host.routing_number) or ""
+    domain = (operator and operator.sip_domain) or (host and host.sip_domain) or ""
+    return {"{e164}": "+" + digits, "{digits}": digits, "{rn}": rn, "{sip_domain}": domain}
+
+
+def _expand(text: str, fields: dict[str, str]) -> str:
+    if "{" not in text:
+        return text
+    for key, value in fields.items():
+        text = text.replace(key, value)
+    return text

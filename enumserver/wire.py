@@ -1,0 +1,263 @@
+"""DNS wire format on the hot path: question parsing with triage, answer encoding, EDNS, TC.
+
+Knows no business rules. The parser reads only the header, the question and the additional
+section (for OPT); it never raises on malformed input but reports FORMERR or "drop". Answers
+are encoded with owner names as compression pointers into the client's question, so the
+client's letter case is kept and the encoded sections can be cached for every spelling.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+
+import dns.name
+
+from enumserver.resolve import AAAA, Address, Answer, Naptr, NsData, Record, Soa
+
+FORMERR, NOTIMP, BADVERS = 1, 4, 16
+OPT = 41
+MIN_UDP = 512
+
+_HEADER = struct.Struct("!HHHHHH")
+_RR_FIXED = struct.Struct("!HHIH")
+_U16 = struct.Struct("!H")
+
+
+class Query:
+    """A parsed query: header fields, the question as sent, lowercased labels, EDNS, triage."""
+
+    __slots__ = ("id", "flags", "opcode", "question", "labels", "offsets", "qtype", "qclass",
+                 "edns", "payload", "version", "do", "error")  # fmt: skip
+
+    def __init__(self, qid: int, flags: int) -> None:
+        self.id = qid
+        self.flags = flags
+        self.opcode = (flags >> 11) & 0xF
+        self.question = b""
+        self.labels: tuple[str, ...] = ()
+        self.offsets: tuple[int, ...] = ()
+        self.qtype = 0
+        self.qclass = 0
+        self.edns = False
+        self.payload = MIN_UDP
+        self.version = 0
+        self.do = False
+        self.error = 0
+
+    @property
+    def key(self) -> bytes:
+        """Cache key of the question: lowercased name, type and class."""
+        return self.question.lower()
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    """Offset after a (possibly compressed) name in an RR; -1 when malformed."""
+    size = len(data)
+    while pos < size:
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            return pos + 2 if pos + 2 <= size else -1
+        if length & 0xC0:
+            return -1
+        pos += 1 + length
+    return -1
+
+
+def _read_additional(query: Query, data: bytes, pos: int, counts: tuple[int, int, int]) -> None:
+    """Skip answer/authority RRs and read OPT from the additional section; set FORMERR if broken."""
+    an, ns, ar = counts
+    size = len(data)
+    for index in range(an + ns + ar):
+        start = pos
+        pos = _skip_name(data, pos)
+        if pos < 0 or pos + 10 > size:
+            query.error = FORMERR
+            return
+        rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
+        pos += 10 + rdlen
+        if pos > size:
+            query.error = FORMERR
+            return
+        if rtype == OPT:
+            if index < an + ns or query.edns or data[start] != 0:
+                query.error = FORMERR  # OPT only once, only in additional, owner the root
+                return
+            query.edns = True
+            query.payload = max(rclass, MIN_UDP)
+            query.version = (ttl >> 16) & 0xFF
+            query.do = bool(ttl & 0x8000)
+            if not _options_ok(data, pos - rdlen, pos):
+                query.error = FORMERR
+                return
+    if pos != size:
+        query.error = FORMERR  # trailing bytes
+
+
+def _options_ok(data: bytes, pos: int, end: int) -> bool:
+    while pos < end:
+        if pos + 4 > end:
+            return False
+        pos += 4 + _U16.unpack_from(data, pos + 2)[0]
+    return pos == end
+
+
+def parse_query(data: bytes) -> Query | None:
+    """Parse a query; None means drop it silently (too short to answer, or a response)."""
+    size = len(data)
+    if size < 12:
+        return None
+    qid, flags, qdcount, an, ns, ar = _HEADER.unpack_from(data)
+    if flags & 0x8000:
+        return None  # never answer a response
+    query = Query(qid, flags)
+    if qdcount != 1:
+        query.error = FORMERR
+        return query
+    pos = 12
+    labels: list[str] = []
+    offsets: list[int] = []
+    while True:
+        if pos >= size:
+            query.error = FORMERR
+            return query
+        length = data[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length & 0xC0 or pos + 1 + length > size or pos + length > 265:
+            query.error = FORMERR  # pointer, extended label type, truncated or name > 255
+            return query
+        offsets.append(pos)
+        labels.append(data[pos + 1 : pos + 1 + length].lower().decode("latin-1"))
+        pos += 1 + length
+    if pos + 4 > size:
+        query.error = FORMERR
+        return query
+    query.qtype, query.qclass = struct.unpack_from("!HH", data, pos)
+    pos += 4
+    query.question = data[12:pos]
+    query.labels = tuple(labels)
+    query.offsets = tuple(offsets)
+    if query.opcode != 0:
+        query.error = NOTIMP
+        return query
+    _read_additional(query, data, pos, (an, ns, ar))
+    if not query.error and query.edns and query.version > 0:
+        query.error = BADVERS
+    return query
+
+
+@lru_cache(maxsize=65536)
+def name_wire(text: str) -> bytes:
+    """Uncompressed wire form of an absolute name (validated by dnspython)."""
+    return dns.name.from_text(text).to_wire() or b"\x00"
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode()
+    if len(raw) > 255:
+        raise ValueError(f"character-string over 255 bytes: {text[:40]}...")
+    return bytes((len(raw),)) + raw
+
+
+def rdata_wire(rtype: int, rdata: object) -> bytes:
+    """RDATA bytes of one record (names uncompressed, as RFC 3597 asks for NAPTR)."""
+    if isinstance(rdata, Naptr):
+        return (struct.pack("!HH", rdata.order, rdata.preference) + _string(rdata.flags)
+                + _string(rdata.service) + _string(rdata.regexp)
+                + name_wire(rdata.replacement))  # fmt: skip
+    if isinstance(rdata, Soa):
+        return (name_wire(rdata.mname) + name_wire(rdata.rname)
+                + struct.pack("!IIIII", rdata.serial, rdata.refresh, rdata.retry,
+                              rdata.expire, rdata.minimum))  # fmt: skip
+    if isinstance(rdata, NsData):
+        return name_wire(rdata.host)
+    if isinstance(rdata, Address):
+        family = socket.AF_INET6 if rtype == AAAA else socket.AF_INET
+        return socket.inet_pton(family, rdata.address)
+    raise TypeError(f"cannot encode {rdata!r}")
+
+
+def _records(records: tuple[Record, ...], offsets: tuple[int, ...]) -> bytes:
+    out = []
+    for record in records:
+        owner = record.owner
+        if isinstance(owner, int):
+            name = _U16.pack(0xC000 | offsets[owner]) if owner < len(offsets) else b"\x00"
+        else:
+            name = name_wire(owner)
+        rdata = rdata_wire(record.rtype, record.rdata)
+        out.append(name + _RR_FIXED.pack(record.rtype, 1, record.ttl, len(rdata)) + rdata)
+    return b"".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """Encoded sections of an answer, valid for every spelling of the same question."""
+
+    aa: bool
+    rcode: int
+    counts: tuple[int, int, int]
+    answer: bytes
+    authority: bytes
+    additional: bytes
+
+
+def encode_body(answer: Answer, offsets: tuple[int, ...]) -> Body:
+    """Encode an Answer's sections against the question's label offsets."""
+    return Body(
+        answer.aa, answer.rcode,
+        (len(answer.answer), len(answer.authority), len(answer.additional)),
+        _records(answer.answer, offsets), _records(answer.authority, offsets),
+        _records(answer.additional, offsets),
+    )  # fmt: skip
+
+
+def _opt(query: Query, max_payload: int, ext_rcode: int = 0) -> bytes:
+    ttl = (ext_rcode << 24) | (0x8000 if query.do else 0)
+    return b"\x00" + _RR_FIXED.pack(OPT, max_payload, ttl, 0)
+
+
+def _flags(query: Query, aa: bool, tc: bool, rcode: int) -> int:
+    return (0x8000 | (query.flags & 0x7910) | (0x0400 if aa else 0) | (0x0200 if tc else 0)
+            | (rcode & 0xF))  # fmt: skip
+
+
+def encode_response(query: Query, body: Body, limit: int, max_payload: int) -> bytes:
+    """The full response for a query: header, its question, sections, OPT; TC past ``limit``."""
+    opt = _opt(query, max_payload) if query.edns else b""
+    an, ns, ar = body.counts
+    size = 12 + len(query.question) + len(opt)
+    sections = body.answer + body.authority
+    tc = False
+    if size + len(sections) + len(body.additional) <= limit:
+        sections += body.additional
+    elif size + len(sections) <= limit:
+        ar = 0
+    else:
+        sections, an, ns, ar, tc = b"", 0, 0, 0, True
+    header = _HEADER.pack(query.id, _flags(query, body.aa, tc, body.rcode), 1, an, ns,
+                          ar + (1 if opt else 0))  # fmt: skip
+    return header + query.question + sections + opt
+
+
+def error_response(query: Query, rcode: int, max_payload: int) -> bytes:
+    """FORMERR/NOTIMP/REFUSED/BADVERS: header, the question when it was read, OPT when sent."""
+    ext = rcode >> 4
+    opt = _opt(query, max_payload, ext) if query.edns and query.error != FORMERR else b""
+    qd = 1 if query.question else 0
+    header = _HEADER.pack(query.id, _flags(query, False, False, rcode), qd, 0, 0,
+                          1 if opt else 0)  # fmt: skip
+    return header + query.question + opt
+
+
+def udp_limit(query: Query, max_payload: int) -> int:
+    """Largest UDP answer for this client: 512 without EDNS, else its size capped by ours."""
+    if not query.edns:
+        return MIN_UDP
+    return max(MIN_UDP, min(query.payload, max_payload))

@@ -1,0 +1,1 @@
+"""zonetools: the operator's publishing CLI for operator-enum."""

@@ -1,0 +1,5 @@
+"""`python -m zonetools` runs the publishing CLI."""
+
+from zonetools.cli import main
+
+main()
