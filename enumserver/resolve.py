@@ -220,16 +220,20 @@ class NumberView:
         return holder == owner or (operator is not None and operator.host_ty == owner)
 
     def is_empty_non_terminal(self, digits: str) -> bool:
-        """A digit prefix with numbers below it: inside a held range, or above ranges/ports."""
+        """A digit prefix with numbers below it: inside a served range, or above ranges/ports."""
         if len(digits) <= len(self.zone.lead_digits) or digits in self.snapshot.range_ancestors:
             return True
         found = self.snapshot.range_of(digits)
-        if found is not None and len(digits) < found.max_digits:
+        if found is not None and len(digits) < found.max_digits and self.serves(found.holder):
             return True
         return self.lookups.ported_below(digits)
 
     def delegation(self, digits: str, whole: bool) -> tuple[str, str] | None:
-        """The number name at or above the digits that Tier1 delegates: (its digits, holder)."""
+        """The number name at or above the digits that Tier1 delegates: (its digits, holder).
+
+        The deepest number wins, so a ported number is found before a shorter number length
+        that its range would also allow (numbers of a sane plan never nest).
+        """
         if whole:
             holder = self.holder(digits)
             if holder is not None:
@@ -237,7 +241,8 @@ class NumberView:
         found = self.snapshot.range_of(digits)
         if found is None:
             return None
-        for size in range(found.min_digits, len(digits) if whole else len(digits) + 1):
+        longest = min(len(digits) if whole else len(digits) + 1, found.max_digits + 1)
+        for size in range(longest - 1, found.min_digits - 1, -1):
             holder = self.holder(digits[:size])
             if holder is not None:
                 return digits[:size], holder
