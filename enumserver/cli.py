@@ -42,15 +42,25 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="TOML configuration file ([server] table).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML configuration file ([server] table).",
+)
 @click.option("--store", help="Store file (SQLite), made with 'zonetools init'.")
 @click.option("--listen", multiple=True, help="HOST:PORT for UDP and TCP; repeat for more.")
 @click.option("--zone", "zones", multiple=True, help="Zone name to serve (default: all).")
 @click.option("--demo", is_flag=True, help="Serve the embedded demo data set.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(config_file: str | None, store: str | None, listen: tuple[str, ...],
-          zones: tuple[str, ...], demo: bool, log_level: str | None) -> None:  # fmt: skip
+def serve(
+    config_file: str | None,
+    store: str | None,
+    listen: tuple[str, ...],
+    zones: tuple[str, ...],
+    demo: bool,
+    log_level: str | None,
+) -> None:
     """Serve NAPTR, SOA and NS answers over UDP and TCP.
 
     Example: enumserver serve --demo   (then: dig @127.0.0.1 -p 5353
@@ -59,8 +69,9 @@ def serve(config_file: str | None, store: str | None, listen: tuple[str, ...],
     if demo:
         store = _demo_store()
     cfg = _config(config_file, store=store, listen=listen, zones=zones, log_level=log_level)
-    logging.basicConfig(level=cfg.log_level.upper(), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=cfg.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     if demo:
         logging.getLogger("enumserver").info("demo store built at %s", cfg.store)
     try:
@@ -72,8 +83,13 @@ def serve(config_file: str | None, store: str | None, listen: tuple[str, ...],
 
 
 @main.command()
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              required=True, help="TOML configuration file to check.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="TOML configuration file to check.",
+)
 def check(config_file: str) -> None:
     """Validate a configuration file and the store it names, without serving.
 
@@ -84,4 +100,6 @@ def check(config_file: str) -> None:
         engine = Engine(cfg.store, cfg.zones, cfg.edns_max_payload, cfg.cache_size)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{config_file}: ok; zones {', '.join(engine.zones)}; listen {', '.join(cfg.listen)}")
+    click.echo(
+        f"{config_file}: ok; zones {', '.join(engine.zones)}; listen {', '.join(cfg.listen)}"
+    )

@@ -34,10 +34,16 @@ class Config:
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
-    "store": str, "listen": list, "zones": list, "edns_max_payload": int, "cache_size": int,
-    "tcp_idle_timeout": (int, float), "tcp_backlog": int, "reload_interval": (int, float),
+    "store": str,
+    "listen": list,
+    "zones": list,
+    "edns_max_payload": int,
+    "cache_size": int,
+    "tcp_idle_timeout": (int, float),
+    "tcp_backlog": int,
+    "reload_interval": (int, float),
     "log_level": str,
-}  # fmt: skip
+}
 
 
 def parse_address(text: str) -> tuple[str, int]:

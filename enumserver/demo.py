@@ -93,8 +93,12 @@ def _read_ported(path: Path, known: set[str]) -> list[dict[str, Any]]:
             if recipient not in known or (donor and donor not in known) or recipient == donor:
                 problem = "must be different operators of registry.toml"
                 raise ValueError(f"{where}: recipient {recipient!r} and donor {donor!r} {problem}")
-            rows[number] = {"number": number, "recipient": recipient,
-                            "donor": donor or None, "ported_at": ported_at or None}  # fmt: skip
+            rows[number] = {
+                "number": number,
+                "recipient": recipient,
+                "donor": donor or None,
+                "ported_at": ported_at or None,
+            }
     return list(rows.values())
 
 
@@ -102,38 +106,62 @@ def _rows(e: _Entry, table: str, known: set[str]) -> dict[str, Any]:
     """The store row of one registry entry (``table`` is the registry's table name)."""
     if table == "operator":
         joined = e.get("joined", object, None)
-        return {"ty": e.get("ty", str), "name": e.get("name", str), "kind": e.get("kind", str),
-                "host_ty": e.ref("host_ty", known, None),
-                "routing_number": e.get("routing_number", str, None),
-                "sip_domain": e.get("sip_domain", str, None),
-                "joined": None if joined is None else str(joined),
-                "openstack": int(e.get("openstack", bool, False))}  # fmt: skip
+        return {
+            "ty": e.get("ty", str),
+            "name": e.get("name", str),
+            "kind": e.get("kind", str),
+            "host_ty": e.ref("host_ty", known, None),
+            "routing_number": e.get("routing_number", str, None),
+            "sip_domain": e.get("sip_domain", str, None),
+            "joined": None if joined is None else str(joined),
+            "openstack": int(e.get("openstack", bool, False)),
+        }
     if table == "zone":
         zone = {key: e.get(key, str) for key in ("name", "apex", "role", "style", "mname", "rname")}
-        zone |= {"environment": e.get("environment", str, "production"),
-                 "operator": e.ref("operator", known, None),
-                 "ns": " ".join(str(host) for host in e.get("ns", list))}  # fmt: skip
+        zone |= {
+            "environment": e.get("environment", str, "production"),
+            "operator": e.ref("operator", known, None),
+            "ns": " ".join(str(host) for host in e.get("ns", list)),
+        }
         return zone | {key: e.get(key, int) for key in ZONE_OPTIONAL if key in e.data}
     if table == "tier2":
-        return {"ty": e.ref("ty", known), "host": e.get("host", str),
-                "ipv4": e.get("ipv4", str, None), "ipv6": e.get("ipv6", str, None),
-                "ttl": e.get("ttl", int, 3600)}  # fmt: skip
+        return {
+            "ty": e.ref("ty", known),
+            "host": e.get("host", str),
+            "ipv4": e.get("ipv4", str, None),
+            "ipv6": e.get("ipv6", str, None),
+            "ttl": e.get("ttl", int, 3600),
+        }
     if table == "range":
         prefix = e.number("prefix")
         low, high = numbers.default_lengths(prefix)
-        return {"prefix": prefix, "holder": e.ref("holder", known),
-                "min_digits": e.get("min_digits", int, low),
-                "max_digits": e.get("max_digits", int, high)}  # fmt: skip
+        return {
+            "prefix": prefix,
+            "holder": e.ref("holder", known),
+            "min_digits": e.get("min_digits", int, low),
+            "max_digits": e.get("max_digits", int, high),
+        }
     number = e.number("number") if "number" in e.data else None
-    return {"ty": e.ref("ty", known), "number": number,
-            "order": e.get("order", int), "preference": e.get("preference", int),
-            "flags": e.get("flags", str), "service": e.get("service", str),
-            "regexp": e.get("regexp", str), "replacement": e.get("replacement", str, "."),
-            "ttl": e.get("ttl", int, 300)}  # fmt: skip
+    return {
+        "ty": e.ref("ty", known),
+        "number": number,
+        "order": e.get("order", int),
+        "preference": e.get("preference", int),
+        "flags": e.get("flags", str),
+        "service": e.get("service", str),
+        "regexp": e.get("regexp", str),
+        "replacement": e.get("replacement", str, "."),
+        "ttl": e.get("ttl", int, 300),
+    }
 
 
-TABLES = {"operator": "operators", "zone": "zones", "tier2": "tier2_servers",
-          "range": "ranges", "route": "routes"}  # fmt: skip
+TABLES = {
+    "operator": "operators",
+    "zone": "zones",
+    "tier2": "tier2_servers",
+    "range": "ranges",
+    "route": "routes",
+}
 
 
 def load_demo(writer: StoreWriter, source: Path | None = None) -> dict[str, int]:

@@ -39,8 +39,13 @@ TCP_LIMIT = 65535
 class Engine:
     """Answers DNS messages from a store; one per worker process, single-threaded."""
 
-    def __init__(self, store: str | Path, zones: Sequence[str] = (), max_payload: int = 1232,
-                 cache_size: int = 200_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: str | Path,
+        zones: Sequence[str] = (),
+        max_payload: int = 1232,
+        cache_size: int = 200_000,
+    ) -> None:
         self.reader = StoreReader(store)
         self.zone_names = tuple(zones)
         self.max_payload = max_payload

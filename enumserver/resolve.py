@@ -129,8 +129,9 @@ def resolve(labels: Sequence[str], qtype: int, view: View) -> Answer:
 
 
 def _soa(zone: Zone, owner: int, ttl: int) -> Record:
-    soa = Soa(zone.mname, zone.rname, zone.serial, zone.refresh, zone.retry, zone.expire,
-              zone.minimum)  # fmt: skip
+    soa = Soa(
+        zone.mname, zone.rname, zone.serial, zone.refresh, zone.retry, zone.expire, zone.minimum
+    )
     return Record(owner, SOA, ttl, soa)
 
 
@@ -166,17 +167,19 @@ def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View) -> Answer
     extra = len(below) - digit_labels  # non-digit labels below the digit run
     number = NumberView(zone, view)
 
+    holder: str | None = None
     if zone.style == "referral" and zone.role == "tier1":
         cut = number.delegation(digits, whole=extra == 0)
         if cut is not None:
-            cut_digits, holder = cut
+            cut_digits, cut_holder = cut
             owner = extra + len(digits) - len(cut_digits)
             if owner == 0 and qtype == DS:
                 return _negative(zone, Kind.NODATA, apex_owner)
-            return number.referral(holder, owner, apex_owner)
+            return number.referral(cut_holder, owner, apex_owner)
+    elif not extra:
+        holder = number.holder(digits)
     if extra:
         return _negative(zone, Kind.NXDOMAIN, apex_owner)
-    holder = number.holder(digits)
     if holder is not None and not number.serves(holder):
         holder = None
     if holder is not None:
@@ -194,7 +197,7 @@ def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View) -> Answer
 class NumberView:
     """The number rules of one zone: who holds a number, what exists, what to answer."""
 
-    __slots__ = ("zone", "snapshot", "lookups")
+    __slots__ = ("lookups", "snapshot", "zone")
 
     def __init__(self, zone: Zone, view: View) -> None:
         self.zone = zone
@@ -257,7 +260,7 @@ class NumberView:
 
     def tier2_of(self, holder: str) -> tuple[Tier2Server, ...]:
         """Tier2 servers that serve the holder: its own, else (for a PO) its host TY's."""
-        operator, host = self.operator_chain(holder)
+        host = self.operator_chain(holder)[1]
         servers = self.snapshot.tier2.get(holder, ())
         if not servers and host is not None:
             servers = self.snapshot.tier2.get(host.ty, ())
@@ -276,8 +279,14 @@ class NumberView:
                 glue.append(Record(server.host, A, server.ttl, Address(server.ipv4)))
             if server.ipv6:
                 glue.append(Record(server.host, AAAA, server.ttl, Address(server.ipv6)))
-        return Answer(Kind.REFERRAL, NOERROR, False, authority=authority,
-                      additional=tuple(glue), zone=self.zone.name)  # fmt: skip
+        return Answer(
+            Kind.REFERRAL,
+            NOERROR,
+            False,
+            authority=authority,
+            additional=tuple(glue),
+            zone=self.zone.name,
+        )
 
     def naptrs(self, digits: str, holder: str) -> tuple[Record, ...]:
         """NAPTR records: the holder's per-number routes, else its (or its host's) templates."""
@@ -291,15 +300,26 @@ class NumberView:
                 routes = self.snapshot.templates.get(host.ty, ())
         fields = _template_fields(digits, operator, host)
         return tuple(
-            Record(0, NAPTR, route.ttl, Naptr(
-                route.order, route.preference, route.flags, route.service,
-                _expand(route.regexp, fields), _expand(route.replacement, fields),
-            ))  # fmt: skip
+            Record(
+                0,
+                NAPTR,
+                route.ttl,
+                Naptr(
+                    route.order,
+                    route.preference,
+                    route.flags,
+                    route.service,
+                    _expand(route.regexp, fields),
+                    _expand(route.replacement, fields),
+                ),
+            )
             for route in routes
         )
 
 
-def _template_fields(digits: str, operator: Operator | None, host: Operator | None) -> dict[str, str]:
+def _template_fields(
+    digits: str, operator: Operator | None, host: Operator | None
+) -> dict[str, str]:
     rn = (operator and operator.routing_number) or (host and host.routing_number) or ""
     domain = (operator and operator.sip_domain) or (host and host.sip_domain) or ""
     return {"{e164}": "+" + digits, "{digits}": digits, "{rn}": rn, "{sip_domain}": domain}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -94,8 +95,7 @@ class DnsServer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.engine = Engine(config.store, config.zones, config.edns_max_payload,
-                             config.cache_size)  # fmt: skip
+        self.engine = Engine(config.store, config.zones, config.edns_max_payload, config.cache_size)
         self.connections: set[TcpProtocol] = set()
         self.transports: list[asyncio.BaseTransport] = []
         self.servers: list[asyncio.Server] = []
@@ -112,9 +112,12 @@ class DnsServer:
             self.transports.append(transport)
             server = await loop.create_server(
                 lambda: TcpProtocol(self.engine, self.config.tcp_idle_timeout, self),
-                host=host, port=port, family=family, reuse_address=True,
+                host=host,
+                port=port,
+                family=family,
+                reuse_address=True,
                 backlog=self.config.tcp_backlog,
-            )  # fmt: skip
+            )
             self.servers.append(server)
             log.info("listening on %s (udp, tcp)", text)
         log.info("serving zones %s", ", ".join(self.engine.zones))
@@ -125,10 +128,8 @@ class DnsServer:
                 self.engine.refresh()
             except Exception:
                 log.exception("could not read the store; still serving the previous data")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.config.reload_interval)
-            except TimeoutError:
-                pass
 
     async def stop(self) -> None:
         self.stopping.set()

@@ -1,4 +1,4 @@
-"""The SQLite store: the one schema, every SQL statement, reads for the server, writes for publishing.
+"""The SQLite store: the one schema and every SQL statement; server reads, publishing writes.
 
 The server reads through :class:`StoreReader` (small tables kept in a :class:`Snapshot`,
 ported numbers and per-number routes looked up by primary key on demand, so start-up does
@@ -144,20 +144,37 @@ class Snapshot:
 
 def _zone(row: sqlite3.Row) -> Zone:
     return Zone(
-        name=row["name"], apex=row["apex"], role=row["role"], style=row["style"],
-        environment=row["environment"], operator=row["operator"], mname=row["mname"],
-        rname=row["rname"], serial=row["serial"], refresh=row["refresh"], retry=row["retry"],
-        expire=row["expire"], minimum=row["minimum"], soa_ttl=row["soa_ttl"],
-        ns=tuple(row["ns"].split()), ns_ttl=row["ns_ttl"],
-    )  # fmt: skip
+        name=row["name"],
+        apex=row["apex"],
+        role=row["role"],
+        style=row["style"],
+        environment=row["environment"],
+        operator=row["operator"],
+        mname=row["mname"],
+        rname=row["rname"],
+        serial=row["serial"],
+        refresh=row["refresh"],
+        retry=row["retry"],
+        expire=row["expire"],
+        minimum=row["minimum"],
+        soa_ttl=row["soa_ttl"],
+        ns=tuple(row["ns"].split()),
+        ns_ttl=row["ns_ttl"],
+    )
 
 
 def _route(row: sqlite3.Row) -> Route:
     return Route(
-        ty=row["ty"], number=row["number"], order=row["order"], preference=row["preference"],
-        flags=row["flags"], service=row["service"], regexp=row["regexp"],
-        replacement=row["replacement"], ttl=row["ttl"],
-    )  # fmt: skip
+        ty=row["ty"],
+        number=row["number"],
+        order=row["order"],
+        preference=row["preference"],
+        flags=row["flags"],
+        service=row["service"],
+        regexp=row["regexp"],
+        replacement=row["replacement"],
+        ttl=row["ttl"],
+    )
 
 
 def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
@@ -188,7 +205,9 @@ class StoreReader:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not an operator-enum store: {exc}") from exc
         if version is None or int(version[0]) != SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema {version and version[0]}, need {SCHEMA_VERSION}")
+            raise StoreError(
+                f"{self.path} has schema {version and version[0]}, need {SCHEMA_VERSION}"
+            )
         self._data_version = -1
 
     def changed(self) -> bool:
@@ -207,9 +226,13 @@ class StoreReader:
             zones = {row["name"]: _zone(row) for row in conn.execute("SELECT * FROM zones")}
             operators = {
                 row["ty"]: Operator(
-                    row["ty"], row["name"], row["kind"], row["host_ty"],
-                    row["routing_number"], row["sip_domain"],
-                )  # fmt: skip
+                    row["ty"],
+                    row["name"],
+                    row["kind"],
+                    row["host_ty"],
+                    row["routing_number"],
+                    row["sip_domain"],
+                )
                 for row in conn.execute("SELECT * FROM operators")
             }
             tier2: dict[str, list[Tier2Server]] = {}
@@ -281,8 +304,9 @@ class StoreWriter:
         return writer
 
     @contextmanager
-    def change(self, who: str, command: str, message: str | None = None,
-               licence: str | None = None) -> Iterator[Change]:  # fmt: skip
+    def change(
+        self, who: str, command: str, message: str | None = None, licence: str | None = None
+    ) -> Iterator[Change]:
         """One atomic change set: everything inside or nothing; zone serials bump on success."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -315,9 +339,13 @@ class Change:
     """The writes of one change set; each records a journal row with old and new values."""
 
     TABLE_KEYS = {
-        "zones": ("name",), "operators": ("ty",), "tier2_servers": ("ty", "host"),
-        "ranges": ("prefix",), "ported": ("number",), "routes": ("id",),
-    }  # fmt: skip
+        "zones": ("name",),
+        "operators": ("ty",),
+        "tier2_servers": ("ty", "host"),
+        "ranges": ("prefix",),
+        "ported": ("number",),
+        "routes": ("id",),
+    }
 
     def __init__(self, writer: StoreWriter, audit_id: int, serial: int) -> None:
         self.db = writer.db
@@ -329,9 +357,15 @@ class Change:
     def _journal(self, entity: str, key: str, old: Any, new: Any) -> None:
         self.conn.execute(
             "INSERT INTO journal (serial, audit_id, entity, key, old, new) VALUES (?,?,?,?,?,?)",
-            (self.serial, self.audit_id, entity, key,
-             None if old is None else json.dumps(old), None if new is None else json.dumps(new)),
-        )  # fmt: skip
+            (
+                self.serial,
+                self.audit_id,
+                entity,
+                key,
+                None if old is None else json.dumps(old),
+                None if new is None else json.dumps(new),
+            ),
+        )
         self.count += 1
 
     def _get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -371,10 +405,16 @@ class Change:
     def add_route(self, route: Route) -> None:
         """Add a NAPTR route (per number or template)."""
         record = {
-            "ty": route.ty, "number": route.number, "order": route.order,
-            "preference": route.preference, "flags": route.flags, "service": route.service,
-            "regexp": route.regexp, "replacement": route.replacement, "ttl": route.ttl,
-        }  # fmt: skip
+            "ty": route.ty,
+            "number": route.number,
+            "order": route.order,
+            "preference": route.preference,
+            "flags": route.flags,
+            "service": route.service,
+            "regexp": route.regexp,
+            "replacement": route.replacement,
+            "ttl": route.ttl,
+        }
         columns = ", ".join(f'"{c}"' for c in record)
         cur = self.conn.execute(
             f"INSERT INTO routes ({columns}) VALUES ({', '.join('?' for _ in record)})",
@@ -384,9 +424,11 @@ class Change:
 
     def bulk_ported(self, rows: Iterable[dict[str, Any]], batch_size: int = 10_000) -> int:
         """Insert or replace many ported numbers in batches; one journal row for the batch."""
-        sql = ("INSERT INTO ported (number, recipient, donor, ported_at) VALUES (?, ?, ?, ?) "
-               "ON CONFLICT (number) DO UPDATE SET recipient=excluded.recipient, "
-               "donor=excluded.donor, ported_at=excluded.ported_at")  # fmt: skip
+        sql = (
+            "INSERT INTO ported (number, recipient, donor, ported_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (number) DO UPDATE SET recipient=excluded.recipient, "
+            "donor=excluded.donor, ported_at=excluded.ported_at"
+        )
         total = 0
         batch: list[tuple[Any, ...]] = []
         for row in rows:

@@ -29,8 +29,21 @@ _U16 = struct.Struct("!H")
 class Query:
     """A parsed query: header fields, the question as sent, lowercased labels, EDNS, triage."""
 
-    __slots__ = ("id", "flags", "opcode", "question", "labels", "offsets", "qtype", "qclass",
-                 "edns", "payload", "version", "do", "error")  # fmt: skip
+    __slots__ = (
+        "do",
+        "edns",
+        "error",
+        "flags",
+        "id",
+        "labels",
+        "offsets",
+        "opcode",
+        "payload",
+        "qclass",
+        "qtype",
+        "question",
+        "version",
+    )
 
     def __init__(self, qid: int, flags: int) -> None:
         self.id = qid
@@ -168,13 +181,21 @@ def _string(text: str) -> bytes:
 def rdata_wire(rtype: int, rdata: object) -> bytes:
     """RDATA bytes of one record (names uncompressed, as RFC 3597 asks for NAPTR)."""
     if isinstance(rdata, Naptr):
-        return (struct.pack("!HH", rdata.order, rdata.preference) + _string(rdata.flags)
-                + _string(rdata.service) + _string(rdata.regexp)
-                + name_wire(rdata.replacement))  # fmt: skip
+        return (
+            struct.pack("!HH", rdata.order, rdata.preference)
+            + _string(rdata.flags)
+            + _string(rdata.service)
+            + _string(rdata.regexp)
+            + name_wire(rdata.replacement)
+        )
     if isinstance(rdata, Soa):
-        return (name_wire(rdata.mname) + name_wire(rdata.rname)
-                + struct.pack("!IIIII", rdata.serial, rdata.refresh, rdata.retry,
-                              rdata.expire, rdata.minimum))  # fmt: skip
+        return (
+            name_wire(rdata.mname)
+            + name_wire(rdata.rname)
+            + struct.pack(
+                "!IIIII", rdata.serial, rdata.refresh, rdata.retry, rdata.expire, rdata.minimum
+            )
+        )
     if isinstance(rdata, NsData):
         return name_wire(rdata.host)
     if isinstance(rdata, Address):
@@ -211,11 +232,13 @@ class Body:
 def encode_body(answer: Answer, offsets: tuple[int, ...]) -> Body:
     """Encode an Answer's sections against the question's label offsets."""
     return Body(
-        answer.aa, answer.rcode,
+        answer.aa,
+        answer.rcode,
         (len(answer.answer), len(answer.authority), len(answer.additional)),
-        _records(answer.answer, offsets), _records(answer.authority, offsets),
+        _records(answer.answer, offsets),
+        _records(answer.authority, offsets),
         _records(answer.additional, offsets),
-    )  # fmt: skip
+    )
 
 
 def _opt(query: Query, max_payload: int, ext_rcode: int = 0) -> bytes:
@@ -224,8 +247,13 @@ def _opt(query: Query, max_payload: int, ext_rcode: int = 0) -> bytes:
 
 
 def _flags(query: Query, aa: bool, tc: bool, rcode: int) -> int:
-    return (0x8000 | (query.flags & 0x7910) | (0x0400 if aa else 0) | (0x0200 if tc else 0)
-            | (rcode & 0xF))  # fmt: skip
+    return (
+        0x8000
+        | (query.flags & 0x7910)
+        | (0x0400 if aa else 0)
+        | (0x0200 if tc else 0)
+        | (rcode & 0xF)
+    )
 
 
 def encode_response(query: Query, body: Body, limit: int, max_payload: int) -> bytes:
@@ -241,8 +269,9 @@ def encode_response(query: Query, body: Body, limit: int, max_payload: int) -> b
         ar = 0
     else:
         sections, an, ns, ar, tc = b"", 0, 0, 0, True
-    header = _HEADER.pack(query.id, _flags(query, body.aa, tc, body.rcode), 1, an, ns,
-                          ar + (1 if opt else 0))  # fmt: skip
+    header = _HEADER.pack(
+        query.id, _flags(query, body.aa, tc, body.rcode), 1, an, ns, ar + (1 if opt else 0)
+    )
     return header + query.question + sections + opt
 
 
@@ -251,8 +280,7 @@ def error_response(query: Query, rcode: int, max_payload: int) -> bytes:
     ext = rcode >> 4
     opt = _opt(query, max_payload, ext) if query.edns and query.error != FORMERR else b""
     qd = 1 if query.question else 0
-    header = _HEADER.pack(query.id, _flags(query, False, False, rcode), qd, 0, 0,
-                          1 if opt else 0)  # fmt: skip
+    header = _HEADER.pack(query.id, _flags(query, False, False, rcode), qd, 0, 0, 1 if opt else 0)
     return header + query.question + opt
 
 

@@ -69,8 +69,9 @@ class RunningServer:
     port: int
     log: Path
 
-    def query(self, name: str, rdtype: str = "NAPTR", tcp: bool = False,
-              **kwargs: object) -> dns.message.Message:  # fmt: skip
+    def query(
+        self, name: str, rdtype: str = "NAPTR", tcp: bool = False, **kwargs: object
+    ) -> dns.message.Message:
         """Ask with dnspython (UDP by default); returns the parsed response."""
         message = dns.message.make_query(name, rdtype, **kwargs)  # type: ignore[arg-type]
         message.flags &= ~dns.flags.RD
@@ -95,13 +96,24 @@ class RunningServer:
         return response.rcode() == dns.rcode.NOERROR and len(response.answer) == 1
 
 
-def start_server(store: Path, tmp_path: Path, *extra: str, host: str = "127.0.0.1") -> RunningServer:
+def start_server(
+    store: Path, tmp_path: Path, *extra: str, host: str = "127.0.0.1"
+) -> RunningServer:
     """Start `enumserver serve` on a free port and wait until it answers."""
     port = free_port()
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log = tmp_path / f"server-{port}.log"
-    cmd = [sys.executable, "-m", "enumserver", "serve", "--store", str(store), "--listen", listen,
-           *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "enumserver",
+        "serve",
+        "--store",
+        str(store),
+        "--listen",
+        listen,
+        *extra,
+    ]
     process = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     server = RunningServer(process, host, port, log)
     deadline = time.monotonic() + 15
@@ -164,11 +176,13 @@ class Dig:
 def dig(server: RunningServer, *args: str) -> Dig:
     """Run the real dig (bind9-dnsutils) against the server; records in presentation form."""
     if shutil.which("dig") is None:
-        pytest.fail("dig is not installed: run the README test command (it installs bind9-dnsutils)")
-    cmd = ["dig", f"@{server.host}", "-p", str(server.port), "+norec", "+time=2", "+tries=1",
-           *args]  # fmt: skip
-    text = subprocess.run(cmd, capture_output=True, text=True, timeout=20,
-                          env={**os.environ, "LC_ALL": "C"}).stdout  # fmt: skip
+        pytest.fail(
+            "dig is not installed: run the README test command (it installs bind9-dnsutils)"
+        )
+    cmd = ["dig", f"@{server.host}", "-p", str(server.port), "+norec", "+time=2", "+tries=1", *args]
+    text = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=20, env={**os.environ, "LC_ALL": "C"}
+    ).stdout
     status, flags = "", set()
     sections: dict[str, list[str]] = {"ANSWER": [], "AUTHORITY": [], "ADDITIONAL": []}
     current = None
@@ -183,5 +197,6 @@ def dig(server: RunningServer, *args: str) -> Dig:
             current = None
         elif current in sections and not line.startswith(";"):
             sections[current].append(" ".join(line.split()))
-    return Dig(status, flags, sections["ANSWER"], sections["AUTHORITY"],
-               sections["ADDITIONAL"], text)  # fmt: skip
+    return Dig(
+        status, flags, sections["ANSWER"], sections["AUTHORITY"], sections["ADDITIONAL"], text
+    )

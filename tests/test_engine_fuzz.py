@@ -17,7 +17,9 @@ from enumserver.engine import Engine
 SEEDS = [
     dns.message.make_query("7.6.5.4.3.2.1.0.4.8.5.3.e164.arpa.", "NAPTR").to_wire(),
     dns.message.make_query("8.5.3.e164.arpa.", "SOA", use_edns=0, payload=4096).to_wire(),
-    dns.message.make_query("7.6.5.4.3.2.1.0.5.8.5.3.ie164.arpa.", "NAPTR", want_dnssec=True).to_wire(),
+    dns.message.make_query(
+        "7.6.5.4.3.2.1.0.5.8.5.3.ie164.arpa.", "NAPTR", want_dnssec=True
+    ).to_wire(),
 ]
 
 
@@ -37,8 +39,9 @@ def check(engine: Engine, packet: bytes) -> None:
             assert len(reply) <= 1232
 
 
-SETTINGS = settings(max_examples=2000, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @SETTINGS
@@ -48,9 +51,14 @@ def test_random_packets(engine: Engine, packet: bytes) -> None:
 
 
 @SETTINGS
-@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)),
-                                        max_size=6), st.integers(0, 80))  # fmt: skip
-def test_mutated_queries(engine: Engine, seed: bytes, flips: list[tuple[int, int]], cut: int) -> None:
+@given(
+    st.sampled_from(SEEDS),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
+    st.integers(0, 80),
+)
+def test_mutated_queries(
+    engine: Engine, seed: bytes, flips: list[tuple[int, int]], cut: int
+) -> None:
     packet = bytearray(seed)
     for position, value in flips:
         if position < len(packet):

@@ -17,8 +17,9 @@ from tests.conftest import RunningServer
 QUERY_FLAGS_RD = 0x0100
 
 
-def header(qid: int = 0x1234, flags: int = 0, qd: int = 1, an: int = 0, ns: int = 0,
-           ar: int = 0) -> bytes:  # fmt: skip
+def header(
+    qid: int = 0x1234, flags: int = 0, qd: int = 1, an: int = 0, ns: int = 0, ar: int = 0
+) -> bytes:
     return struct.pack("!HHHHHH", qid, flags, qd, an, ns, ar)
 
 
@@ -35,34 +36,64 @@ def formerr(qid: int = 0x1234, flags: int = 0, question: bytes = b"") -> bytes:
     return header(qid, 0x8000 | (flags & 0x7910) | 1, 1 if question else 0) + question
 
 
-@pytest.mark.parametrize(("packet", "expected"), [
-    pytest.param(header(qd=2) + SOA_QUESTION * 2, formerr(), id="two-questions"),
-    pytest.param(header(qd=0), formerr(), id="no-question"),
-    pytest.param(header(flags=QUERY_FLAGS_RD) + b"\xc0\x0c" + b"\x00\x06\x00\x01",
-                 formerr(flags=QUERY_FLAGS_RD), id="compression-loop"),
-    pytest.param(header() + b"\x40" + b"a" * 64 + b"\x00\x00\x06\x00\x01", formerr(),
-                 id="label-over-63"),
-    pytest.param(header() + (b"\x3f" + b"a" * 63) * 4 + b"\x00\x00\x06\x00\x01", formerr(),
-                 id="name-over-255"),
-    pytest.param(header() + b"\x01", formerr(), id="truncated-name"),
-    pytest.param(header() + qname("8", "5", "3", "e164", "arpa") + b"\x00", formerr(),
-                 id="truncated-type"),
-    pytest.param(header(ar=1) + SOA_QUESTION, formerr(question=SOA_QUESTION),
-                 id="missing-additional"),
-    pytest.param(header() + SOA_QUESTION + b"junk", formerr(question=SOA_QUESTION),
-                 id="trailing-bytes"),
-    pytest.param(header(ar=2) + SOA_QUESTION + OPT_RR * 2, formerr(question=SOA_QUESTION),
-                 id="two-opt"),
-    pytest.param(header(ar=1) + SOA_QUESTION + b"\x01a" + OPT_RR, formerr(question=SOA_QUESTION),
-                 id="opt-not-at-root"),
-    pytest.param(header(flags=5 << 11) + SOA_QUESTION,
-                 header(flags=0x8000 | (5 << 11) | 4) + SOA_QUESTION, id="update-notimp-for-now"),
-    pytest.param(header(flags=2 << 11) + SOA_QUESTION,
-                 header(flags=0x8000 | (2 << 11) | 4) + SOA_QUESTION, id="status-notimp"),
-    pytest.param(header(ar=1) + SOA_QUESTION + b"\x00" + struct.pack("!HHIH", 41, 4096, 1 << 16, 0),
-                 header(flags=0x8000, ar=1) + SOA_QUESTION + b"\x00"
-                 + struct.pack("!HHIH", 41, 1232, 1 << 24, 0), id="edns-version-1-badvers"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("packet", "expected"),
+    [
+        pytest.param(header(qd=2) + SOA_QUESTION * 2, formerr(), id="two-questions"),
+        pytest.param(header(qd=0), formerr(), id="no-question"),
+        pytest.param(
+            header(flags=QUERY_FLAGS_RD) + b"\xc0\x0c" + b"\x00\x06\x00\x01",
+            formerr(flags=QUERY_FLAGS_RD),
+            id="compression-loop",
+        ),
+        pytest.param(
+            header() + b"\x40" + b"a" * 64 + b"\x00\x00\x06\x00\x01", formerr(), id="label-over-63"
+        ),
+        pytest.param(
+            header() + (b"\x3f" + b"a" * 63) * 4 + b"\x00\x00\x06\x00\x01",
+            formerr(),
+            id="name-over-255",
+        ),
+        pytest.param(header() + b"\x01", formerr(), id="truncated-name"),
+        pytest.param(
+            header() + qname("8", "5", "3", "e164", "arpa") + b"\x00",
+            formerr(),
+            id="truncated-type",
+        ),
+        pytest.param(
+            header(ar=1) + SOA_QUESTION, formerr(question=SOA_QUESTION), id="missing-additional"
+        ),
+        pytest.param(
+            header() + SOA_QUESTION + b"junk", formerr(question=SOA_QUESTION), id="trailing-bytes"
+        ),
+        pytest.param(
+            header(ar=2) + SOA_QUESTION + OPT_RR * 2, formerr(question=SOA_QUESTION), id="two-opt"
+        ),
+        pytest.param(
+            header(ar=1) + SOA_QUESTION + b"\x01a" + OPT_RR,
+            formerr(question=SOA_QUESTION),
+            id="opt-not-at-root",
+        ),
+        pytest.param(
+            header(flags=5 << 11) + SOA_QUESTION,
+            header(flags=0x8000 | (5 << 11) | 4) + SOA_QUESTION,
+            id="update-notimp-for-now",
+        ),
+        pytest.param(
+            header(flags=2 << 11) + SOA_QUESTION,
+            header(flags=0x8000 | (2 << 11) | 4) + SOA_QUESTION,
+            id="status-notimp",
+        ),
+        pytest.param(
+            header(ar=1) + SOA_QUESTION + b"\x00" + struct.pack("!HHIH", 41, 4096, 1 << 16, 0),
+            header(flags=0x8000, ar=1)
+            + SOA_QUESTION
+            + b"\x00"
+            + struct.pack("!HHIH", 41, 1232, 1 << 24, 0),
+            id="edns-version-1-badvers",
+        ),
+    ],
+)
 def test_malformed_query_gets_exact_reply_and_server_goes_on(
     server: RunningServer, packet: bytes, expected: bytes
 ) -> None:
@@ -70,11 +101,14 @@ def test_malformed_query_gets_exact_reply_and_server_goes_on(
     assert server.alive()
 
 
-@pytest.mark.parametrize("packet", [
-    pytest.param(b"", id="empty-datagram"),
-    pytest.param(b"\x12\x34\x01", id="truncated-header"),
-    pytest.param(header(flags=0x8000) + SOA_QUESTION, id="a-response"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "packet",
+    [
+        pytest.param(b"", id="empty-datagram"),
+        pytest.param(b"\x12\x34\x01", id="truncated-header"),
+        pytest.param(header(flags=0x8000) + SOA_QUESTION, id="a-response"),
+    ],
+)
 def test_unanswerable_packets_are_dropped_silently(server: RunningServer, packet: bytes) -> None:
     assert server.send_udp(packet, timeout=0.3) is None
     assert server.alive()
@@ -110,8 +144,9 @@ def test_tcp_carries_several_queries_on_one_connection(server: RunningServer) ->
         assert ids == [1, 2, 3]
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=600).filter(lambda b: b[:2] != b"\xbe\xef"))
 def test_random_bytes_never_break_the_server(server: RunningServer, packet: bytes) -> None:
     """Garbage, then a valid query on the same socket: the valid one is always answered, and

@@ -36,10 +36,15 @@ def test_apex_digits_skip_branch_labels() -> None:
     assert apex_digits("e164.arpa.") == ""
 
 
-@pytest.mark.parametrize(("text", "digits"), [
-    ("+358 40 123 4567", "358401234567"), ("040-1234567", "358401234567"),
-    ("00358401234567", "358401234567"), ("0800 123 4567", "3588001234567"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("+358 40 123 4567", "358401234567"),
+        ("040-1234567", "358401234567"),
+        ("00358401234567", "358401234567"),
+        ("0800 123 4567", "3588001234567"),
+    ],
+)
 def test_normalise_national_and_international_forms(text: str, digits: str) -> None:
     assert normalise(text) == digits
 
@@ -55,12 +60,22 @@ def test_from_name_refuses_non_digit_labels() -> None:
         from_name("_sip.7.6.5.8.5.3.e164.arpa.", "8.5.3.e164.arpa.")
 
 
-@pytest.mark.parametrize(("digits", "kind"), [
-    ("358401234567", "mobile"), ("3584571234567", "mobile"), ("358501234567", "mobile"),
-    ("35891234567", "geographic"), ("3585123456", "geographic"), ("3588001234567", "free"),
-    ("3586001234567", "premium-errands"), ("3587001234567", "premium-entertainment"),
-    ("358101234567", "business"), ("358291234567", "business"), ("4412345", "unknown"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("digits", "kind"),
+    [
+        ("358401234567", "mobile"),
+        ("3584571234567", "mobile"),
+        ("358501234567", "mobile"),
+        ("35891234567", "geographic"),
+        ("3585123456", "geographic"),
+        ("3588001234567", "free"),
+        ("3586001234567", "premium-errands"),
+        ("3587001234567", "premium-entertainment"),
+        ("358101234567", "business"),
+        ("358291234567", "business"),
+        ("4412345", "unknown"),
+    ],
+)
 def test_kind_of_finnish_numbers(digits: str, kind: str) -> None:
     assert kind_of(digits) == kind
 

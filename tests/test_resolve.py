@@ -34,17 +34,37 @@ SIP = "!^.*$!sip:{e164}@{sip_domain};user=phone!"
 TEL = "!^.*$!tel:{e164};npdi;rn={rn}!"
 
 
-def _operator(ty: str, rn: str | None, domain: str | None, host: str | None = None) -> dict[str, object]:
-    return {"ty": ty, "name": f"Operator {ty}", "kind": "PO" if host else "TY", "host_ty": host,
-            "routing_number": rn, "sip_domain": domain, "joined": "2025-04-01", "openstack": 0}  # fmt: skip
+def _operator(
+    ty: str, rn: str | None, domain: str | None, host: str | None = None
+) -> dict[str, object]:
+    return {
+        "ty": ty,
+        "name": f"Operator {ty}",
+        "kind": "PO" if host else "TY",
+        "host_ty": host,
+        "routing_number": rn,
+        "sip_domain": domain,
+        "joined": "2025-04-01",
+        "openstack": 0,
+    }
 
 
-def _zone(name: str, apex: str, style: str = "naptr", role: str = "tier1",
-          operator: str | None = None) -> dict[str, object]:  # fmt: skip
-    return {"name": name, "apex": apex, "role": role, "style": style, "environment": "production",
-            "operator": operator, "mname": "ns1.enum.example.fi.",
-            "rname": "hostmaster.enum.example.fi.", "ns": "ns1.enum.example.fi. ns2.enum.example.fi.",
-            "minimum": 60, "soa_ttl": 300}  # fmt: skip
+def _zone(
+    name: str, apex: str, style: str = "naptr", role: str = "tier1", operator: str | None = None
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "apex": apex,
+        "role": role,
+        "style": style,
+        "environment": "production",
+        "operator": operator,
+        "mname": "ns1.enum.example.fi.",
+        "rname": "hostmaster.enum.example.fi.",
+        "ns": "ns1.enum.example.fi. ns2.enum.example.fi.",
+        "minimum": 60,
+        "soa_ttl": 300,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,31 +76,79 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         change.put("operators", _operator("TY02", "+35899902", "ims.op02.example.fi"))
         change.put("operators", _operator("TY03", "+35899903", "ims.op03.example.fi"))
         change.put("operators", _operator("PO31", "+35899931", None, host="TY03"))
-        for zone in (_zone("t1", "8.5.3.e164.arpa."), _zone("ref", "8.5.3.ie164.arpa.", "referral"),
-                     _zone("i", "i.8.5.3.e164.arpa."),
-                     _zone("t2", "8.5.3.e164enum.net.", role="tier2", operator="TY03")):  # fmt: skip
+        for zone in (
+            _zone("t1", "8.5.3.e164.arpa."),
+            _zone("ref", "8.5.3.ie164.arpa.", "referral"),
+            _zone("i", "i.8.5.3.e164.arpa."),
+            _zone("t2", "8.5.3.e164enum.net.", role="tier2", operator="TY03"),
+        ):
             change.put("zones", zone)
-        for prefix, holder in (("35840", "TY01"), ("35850", "TY02"), ("358457", "PO31"),
-                               ("358800", "TY03")):  # fmt: skip
-            change.put("ranges", {"prefix": prefix, "holder": holder, "min_digits": 10,
-                                  "max_digits": 13})  # fmt: skip
-        change.put("tier2_servers", {"ty": "TY02", "host": "ns1.t2.op02.example.fi.",
-                                     "ipv4": "192.0.2.2", "ipv6": "2001:db8::2", "ttl": 3600})
-        change.put("tier2_servers", {"ty": "TY03", "host": "ns1.t2.op03.example.fi.",
-                                     "ipv4": "192.0.2.3", "ipv6": None, "ttl": 1800})
+        for prefix, holder in (
+            ("35840", "TY01"),
+            ("35850", "TY02"),
+            ("358457", "PO31"),
+            ("358800", "TY03"),
+        ):
+            change.put(
+                "ranges", {"prefix": prefix, "holder": holder, "min_digits": 10, "max_digits": 13}
+            )
+        change.put(
+            "tier2_servers",
+            {
+                "ty": "TY02",
+                "host": "ns1.t2.op02.example.fi.",
+                "ipv4": "192.0.2.2",
+                "ipv6": "2001:db8::2",
+                "ttl": 3600,
+            },
+        )
+        change.put(
+            "tier2_servers",
+            {
+                "ty": "TY03",
+                "host": "ns1.t2.op03.example.fi.",
+                "ipv4": "192.0.2.3",
+                "ipv6": None,
+                "ttl": 1800,
+            },
+        )
         for ty in ("TY01", "TY02", "TY03"):
             change.add_route(Route(ty, None, 10, 100, "u", "E2U+sip", SIP, ".", 300))
             change.add_route(Route(ty, None, 20, 100, "u", "E2U+pstn:tel", TEL, ".", 300))
         # A per-number route left by the donor, and one of the current holder.
-        change.add_route(Route("TY01", "358401234567", 10, 100, "u", "E2U+sip",
-                               "!^.*$!sip:old@op01.example.fi!", ".", 300))  # fmt: skip
-        change.add_route(Route("TY03", "3588001234567", 10, 100, "u", "E2U+sip",
-                               "!^.*$!sip:support@cc.op03.example.fi!", ".", 120))  # fmt: skip
-        change.bulk_ported([
-            {"number": "358401234567", "recipient": "TY02", "donor": "TY01"},
-            {"number": "358501111111", "recipient": "PO31", "donor": "TY02"},
-            {"number": "35891112223", "recipient": "TY03", "donor": None},  # outside any range
-        ])  # fmt: skip
+        change.add_route(
+            Route(
+                "TY01",
+                "358401234567",
+                10,
+                100,
+                "u",
+                "E2U+sip",
+                "!^.*$!sip:old@op01.example.fi!",
+                ".",
+                300,
+            )
+        )
+        change.add_route(
+            Route(
+                "TY03",
+                "3588001234567",
+                10,
+                100,
+                "u",
+                "E2U+sip",
+                "!^.*$!sip:support@cc.op03.example.fi!",
+                ".",
+                120,
+            )
+        )
+        change.bulk_ported(
+            [
+                {"number": "358401234567", "recipient": "TY02", "donor": "TY01"},
+                {"number": "358501111111", "recipient": "PO31", "donor": "TY02"},
+                {"number": "35891112223", "recipient": "TY03", "donor": None},  # outside any range
+            ]
+        )
     writer.close()
     return path
 
@@ -145,22 +213,26 @@ def test_service_operator_resolves_through_host_templates_with_its_own_rn(view: 
     ]
 
 
-@pytest.mark.parametrize("case", [
-    Case(name("35820000000"), NAPTR, Kind.NXDOMAIN, True),       # no range holds it
-    Case(name("3584012345678901"[:15] + "9"), NAPTR, Kind.NXDOMAIN, True),  # too long
-    Case(name("35840123456789"), NAPTR, Kind.NXDOMAIN, True),    # longer than the range allows
-    Case(name("3584"), NAPTR, Kind.NODATA, True),                # above ranges: empty non-terminal
-    Case(name("358401"), NAPTR, Kind.NODATA, True),              # inside a range, shorter
-    Case(name("3589111222"), NAPTR, Kind.NODATA, True),          # above a ported number
-    Case(name("35891112223"), NAPTR, Kind.ANSWER, True),         # ported, outside ranges
-    Case(name("358401234567"), ANY, Kind.ANSWER, True),
-    Case(name("358401234567"), 16, Kind.NODATA, True),           # TXT at a number
-    Case(["_sip", *name("358401234567")], NAPTR, Kind.NXDOMAIN, True),
-    Case(["x", "8", "5", "3", "e164", "arpa"], NAPTR, Kind.NXDOMAIN, True),
-    Case(["8", "5", "3", "e164", "arpa"], NAPTR, Kind.NODATA, True),
-    Case(["example", "com"], NAPTR, Kind.REFUSED, False),
-    Case(["e164", "arpa"], SOA, Kind.REFUSED, False),
-], ids=lambda c: f"{'.'.join(c.labels)}/{c.qtype}")  # fmt: skip
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(name("35820000000"), NAPTR, Kind.NXDOMAIN, True),  # no range holds it
+        Case(name("3584012345678901"[:15] + "9"), NAPTR, Kind.NXDOMAIN, True),  # too long
+        Case(name("35840123456789"), NAPTR, Kind.NXDOMAIN, True),  # longer than the range allows
+        Case(name("3584"), NAPTR, Kind.NODATA, True),  # above ranges: empty non-terminal
+        Case(name("358401"), NAPTR, Kind.NODATA, True),  # inside a range, shorter
+        Case(name("3589111222"), NAPTR, Kind.NODATA, True),  # above a ported number
+        Case(name("35891112223"), NAPTR, Kind.ANSWER, True),  # ported, outside ranges
+        Case(name("358401234567"), ANY, Kind.ANSWER, True),
+        Case(name("358401234567"), 16, Kind.NODATA, True),  # TXT at a number
+        Case(["_sip", *name("358401234567")], NAPTR, Kind.NXDOMAIN, True),
+        Case(["x", "8", "5", "3", "e164", "arpa"], NAPTR, Kind.NXDOMAIN, True),
+        Case(["8", "5", "3", "e164", "arpa"], NAPTR, Kind.NODATA, True),
+        Case(["example", "com"], NAPTR, Kind.REFUSED, False),
+        Case(["e164", "arpa"], SOA, Kind.REFUSED, False),
+    ],
+    ids=lambda c: f"{'.'.join(c.labels)}/{c.qtype}",
+)
 def test_existence_rules(view: View, case: Case) -> None:
     answer = resolve(case.labels, case.qtype, view)
     assert (answer.kind, answer.aa) == (case.kind, case.aa)
@@ -178,8 +250,10 @@ def test_apex_answers_soa_and_ns(view: View) -> None:
     soa = resolve(labels, SOA, view)
     assert soa.kind is Kind.ANSWER and soa.answer[0].rtype == SOA and soa.answer[0].ttl == 300
     ns = resolve(labels, NS, view)
-    assert [r.rdata for r in ns.answer] == [NsData("ns1.enum.example.fi."),
-                                            NsData("ns2.enum.example.fi.")]  # fmt: skip
+    assert [r.rdata for r in ns.answer] == [
+        NsData("ns1.enum.example.fi."),
+        NsData("ns2.enum.example.fi."),
+    ]
 
 
 def test_branch_label_apex_is_its_own_zone(view: View) -> None:
@@ -192,7 +266,8 @@ def test_referral_to_holder_tier2_with_glue_and_aa_clear(view: View) -> None:
     answer = resolve(labels, NAPTR, view)
     assert (answer.kind, answer.rcode, answer.aa) == (Kind.REFERRAL, 0, False)
     assert [(r.owner, r.rtype, r.ttl, r.rdata) for r in answer.authority] == [
-        (0, NS, 3600, NsData("ns1.t2.op02.example.fi."))]
+        (0, NS, 3600, NsData("ns1.t2.op02.example.fi."))
+    ]
     assert [(r.owner, r.rtype, r.rdata) for r in answer.additional] == [
         ("ns1.t2.op02.example.fi.", 1, Address("192.0.2.2")),
         ("ns1.t2.op02.example.fi.", AAAA, Address("2001:db8::2")),

@@ -14,8 +14,14 @@ DEFAULT_STORE = "enum.sqlite"
 
 @click.group()
 @click.version_option(package_name="operator-enum")
-@click.option("--store", "store_path", envvar="ENUM_STORE", default=DEFAULT_STORE,
-              show_default=True, help="Store file (SQLite). Env: ENUM_STORE.")
+@click.option(
+    "--store",
+    "store_path",
+    envvar="ENUM_STORE",
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="Store file (SQLite). Env: ENUM_STORE.",
+)
 @click.pass_context
 def main(ctx: click.Context, store_path: str) -> None:
     """Publish Operator-ENUM data: operators, ranges, ported numbers, routes, Tier2 servers."""
@@ -53,7 +59,9 @@ def load_example(ctx: click.Context, as_json: bool) -> None:
     finally:
         writer.close()
     if as_json:
-        click.echo(json.dumps({"store": str(path), "counts": counts, "serials": store_serials(path)}))
+        click.echo(
+            json.dumps({"store": str(path), "counts": counts, "serials": store_serials(path)})
+        )
     else:
         summary = ", ".join(f"{count} {table}" for table, count in counts.items())
         click.echo(f"loaded into {path}: {summary}")
