@@ -1,0 +1,88 @@
+"""The store schema: tables, indexes and the version, in one place."""
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS zones (
+    name TEXT PRIMARY KEY,
+    apex TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('tier1', 'tier2')),
+    style TEXT NOT NULL DEFAULT 'naptr' CHECK (style IN ('referral', 'naptr')),
+    environment TEXT NOT NULL DEFAULT 'production' CHECK (environment IN ('production', 'test')),
+    operator TEXT REFERENCES operators(ty),
+    mname TEXT NOT NULL,
+    rname TEXT NOT NULL,
+    serial INTEGER NOT NULL DEFAULT 1,
+    refresh INTEGER NOT NULL DEFAULT 3600,
+    retry INTEGER NOT NULL DEFAULT 600,
+    expire INTEGER NOT NULL DEFAULT 1209600,
+    minimum INTEGER NOT NULL DEFAULT 60,
+    soa_ttl INTEGER NOT NULL DEFAULT 300,
+    ns TEXT NOT NULL,
+    ns_ttl INTEGER NOT NULL DEFAULT 3600
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS operators (
+    ty TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'TY' CHECK (kind IN ('TY', 'PO')),
+    host_ty TEXT REFERENCES operators(ty),
+    routing_number TEXT,
+    sip_domain TEXT,
+    joined TEXT,
+    openstack INTEGER NOT NULL DEFAULT 0,
+    CHECK ((kind = 'PO') = (host_ty IS NOT NULL))
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tier2_servers (
+    ty TEXT NOT NULL REFERENCES operators(ty),
+    host TEXT NOT NULL,
+    ipv4 TEXT,
+    ipv6 TEXT,
+    ttl INTEGER NOT NULL DEFAULT 3600,
+    PRIMARY KEY (ty, host)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ranges (
+    prefix TEXT PRIMARY KEY,
+    holder TEXT NOT NULL REFERENCES operators(ty),
+    min_digits INTEGER NOT NULL,
+    max_digits INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ported (
+    number TEXT PRIMARY KEY,
+    recipient TEXT NOT NULL REFERENCES operators(ty),
+    donor TEXT REFERENCES operators(ty),
+    ported_at TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS routes (
+    id INTEGER PRIMARY KEY,
+    ty TEXT NOT NULL REFERENCES operators(ty),
+    number TEXT,
+    "order" INTEGER NOT NULL,
+    preference INTEGER NOT NULL,
+    flags TEXT NOT NULL,
+    service TEXT NOT NULL,
+    regexp TEXT NOT NULL,
+    replacement TEXT NOT NULL DEFAULT '.',
+    ttl INTEGER NOT NULL DEFAULT 300
+);
+CREATE INDEX IF NOT EXISTS routes_by_number ON routes (number) WHERE number IS NOT NULL;
+CREATE INDEX IF NOT EXISTS routes_templates ON routes (ty) WHERE number IS NULL;
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    command TEXT NOT NULL,
+    licence TEXT,
+    message TEXT
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY,
+    serial INTEGER NOT NULL,
+    audit_id INTEGER REFERENCES audit(id),
+    entity TEXT NOT NULL,
+    key TEXT NOT NULL,
+    old TEXT,
+    new TEXT
+);
+CREATE INDEX IF NOT EXISTS journal_by_serial ON journal (serial);
+"""
