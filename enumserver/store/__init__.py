@@ -5,13 +5,14 @@ indexed per-number lookups, so start-up does not grow with the number of ported 
 ``write`` the publishing API (one transaction per change set, serial, journal, audit).
 """
 
-from enumserver.store.read import Snapshot, StoreError, StoreReader, connect, store_serials
+from enumserver.store.read import Catalog, Snapshot, StoreError, StoreReader, connect, store_serials
 from enumserver.store.schema import SCHEMA, SCHEMA_VERSION
 from enumserver.store.write import Change, StoreWriter
 
 __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
+    "Catalog",
     "Change",
     "Snapshot",
     "StoreError",

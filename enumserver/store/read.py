@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import sqlite_utils
 
 from enumserver.model import NumberRange, Operator, Route, Tier2Server, Zone
 from enumserver.store.schema import SCHEMA_VERSION
@@ -192,3 +196,90 @@ def store_serials(path: str | Path) -> dict[str, int]:
     """Zone serials of a store, for tools and tests."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         return dict(conn.execute("SELECT name, serial FROM zones").fetchall())
+
+
+class Catalog:
+    """Read API of the tools: whole rows as dicts for listings, history and explanations."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.conn = connect(path, readonly=True)
+        self.db = sqlite_utils.Database(self.conn)
+
+    def _rows(
+        self,
+        table: str,
+        where: str | None = None,
+        args: Sequence[Any] = (),
+        order: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return list(
+            self.db[table].rows_where(where, list(args), order_by=order, limit=limit)
+        )
+
+    def operators(self, kind: str | None = None) -> list[dict[str, Any]]:
+        if kind is None:
+            return self._rows("operators", order="ty")
+        return self._rows("operators", "kind = ?", [kind], order="ty")
+
+    def operator(self, ty: str) -> dict[str, Any] | None:
+        rows = self._rows("operators", "ty = ?", [ty])
+        return rows[0] if rows else None
+
+    def ranges(self, holder: str | None = None) -> list[dict[str, Any]]:
+        if holder is None:
+            return self._rows("ranges", order="prefix")
+        return self._rows("ranges", "holder = ?", [holder], order="prefix")
+
+    def ported(
+        self, recipient: str | None = None, prefix: str = "", limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        where, args = "number >= ? AND number < ?", [prefix, prefix + ":"]
+        if recipient is not None:
+            where, args = where + " AND recipient = ?", [*args, recipient]
+        return self._rows("ported", where, args, order="number", limit=limit)
+
+    def port(self, number: str) -> dict[str, Any] | None:
+        rows = self._rows("ported", "number = ?", [number])
+        return rows[0] if rows else None
+
+    def routes(
+        self, ty: str | None = None, number: str | None = None, templates: bool = False
+    ) -> list[dict[str, Any]]:
+        clauses, args = [], []
+        if ty is not None:
+            clauses, args = ["ty = ?"], [ty]
+        if number is not None:
+            clauses, args = [*clauses, "number = ?"], [*args, number]
+        elif templates:
+            clauses.append("number IS NULL")
+        where = " AND ".join(clauses) or None
+        return self._rows("routes", where, args, order='ty, number, "order", preference, id')
+
+    def tier2(self, ty: str | None = None) -> list[dict[str, Any]]:
+        if ty is None:
+            return self._rows("tier2_servers", order="ty, host")
+        return self._rows("tier2_servers", "ty = ?", [ty], order="host")
+
+    def zones(self) -> list[dict[str, Any]]:
+        return self._rows("zones", order="name")
+
+    def zone(self, name: str) -> dict[str, Any] | None:
+        rows = self._rows("zones", "name = ?", [name])
+        return rows[0] if rows else None
+
+    def history(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Audit entries, newest first, with the serial and number of changes of each."""
+        sql = (
+            "SELECT audit.*, max(journal.serial) AS serial, count(journal.id) AS changes "
+            "FROM audit LEFT JOIN journal ON journal.audit_id = audit.id "
+            "GROUP BY audit.id ORDER BY audit.id DESC LIMIT ?"
+        )
+        return [dict(row) for row in self.conn.execute(sql, (limit,))]
+
+    def journal(self, audit_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        sql = "SELECT entity, key, old, new FROM journal WHERE audit_id = ? ORDER BY id LIMIT ?"
+        return [dict(row) for row in self.conn.execute(sql, (audit_id, limit))]
+
+    def close(self) -> None:
+        self.conn.close()
