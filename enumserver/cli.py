@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 from pathlib import Path
 
 import click
 
 from enumserver import config as configuration
-from enumserver import server
+from enumserver import logs, server
 from enumserver.engine import Engine
 from enumserver.store import StoreError, StoreWriter
 
@@ -46,7 +45,7 @@ def main() -> None:
     "--config",
     "config_file",
     type=click.Path(exists=True, dir_okay=False),
-    help="TOML configuration file ([server] table).",
+    help="TOML configuration file (re-read on SIGHUP).",
 )
 @click.option("--store", help="Store file (SQLite), made with 'zonetools init'.")
 @click.option("--listen", multiple=True, help="HOST:PORT for UDP and TCP; repeat for more.")
@@ -68,14 +67,18 @@ def serve(
     """
     if demo:
         store = _demo_store()
-    cfg = _config(config_file, store=store, listen=listen, zones=zones, log_level=log_level)
-    logging.basicConfig(
-        level=cfg.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    overrides = {"store": store, "listen": listen, "zones": zones, "log_level": log_level}
+    cfg = _config(config_file, **overrides)
+    logs.setup(cfg.log_level, cfg.log)
     if demo:
         logging.getLogger("enumserver").info("demo store built at %s", cfg.store)
+
+    def reload() -> configuration.Config:
+        """SIGHUP: the file again, with the same command-line overrides."""
+        return configuration.load(config_file).with_overrides(**overrides)
+
     try:
-        server.run(cfg)
+        server.run(cfg, reload)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:

@@ -9,10 +9,10 @@ moment the store's zone serials change.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from enumserver.metrics import NO_ZONE, Counters
 from enumserver.resolve import SERVFAIL, View, resolve, zones_by_apex
 from enumserver.store import Snapshot, StoreError, StoreReader
 from enumserver.wire import (
@@ -35,6 +35,8 @@ FORMERR_QTYPES = frozenset({41, 249, 250})  # OPT, TKEY, TSIG are never question
 REFUSED = 5
 TCP_LIMIT = 65535
 
+Entry = tuple[bytes, list[int]]  # response after its ID, the [IPv4, IPv6] tally it counts in
+
 
 class Engine:
     """Answers DNS messages from a store; one per worker process, single-threaded."""
@@ -45,16 +47,18 @@ class Engine:
         zones: Sequence[str] = (),
         max_payload: int = 1232,
         cache_size: int = 200_000,
+        counters: Counters | None = None,
     ) -> None:
         self.reader = StoreReader(store)
         self.zone_names = tuple(zones)
         self.max_payload = max_payload
         self.cache_size = cache_size
-        self.udp_cache: dict[bytes, bytes] = {}
-        self.tcp_cache: dict[bytes, bytes] = {}
-        self.bodies: dict[bytes, Body] = {}
-        self.stats: Counter[str] = Counter()
+        self.counters = counters if counters is not None else Counters()
+        self.udp_cache: dict[bytes, Entry] = {}
+        self.tcp_cache: dict[bytes, Entry] = {}
+        self.bodies: dict[bytes, tuple[Body, str, str]] = {}
         self.serials: dict[str, int] = {}
+        self.apexes: dict[str, str] = {}
         self.view = self._view(self.reader.snapshot())
         self.reader.changed()
 
@@ -68,6 +72,7 @@ class Engine:
         except ValueError as exc:
             raise StoreError(f"{exc}; choose the zones to serve with --zone") from exc
         self.serials = {name: snapshot.zones[name].serial for name in names}
+        self.apexes = {name: snapshot.zones[name].apex for name in names}
         return View(index, snapshot, self.reader)
 
     def refresh(self) -> bool:
@@ -80,48 +85,77 @@ class Engine:
         if serials == self.serials:
             return False
         self.view = self._view(snapshot)
+        self.clear_caches()
+        self.counters.store_reloads += 1
+        log.info("serving new data: serials %s", self.serials)
+        return True
+
+    def clear_caches(self) -> None:
         self.udp_cache.clear()
         self.tcp_cache.clear()
         self.bodies.clear()
-        log.info("serving new data: serials %s", self.serials)
-        return True
 
     @property
     def zones(self) -> list[str]:
         """Apexes served, for logs and metrics."""
         return [zone.apex for zone in self.view.zones.values()]
 
-    def handle(self, data: bytes, tcp: bool = False) -> bytes | None:
-        """The response to one DNS message, or None to stay silent."""
-        cache = self.tcp_cache if tcp else self.udp_cache
-        cached = cache.get(data[2:])
-        if cached is not None:
-            self.stats["cache_hits"] += 1
-            return data[:2] + cached
+    def cache_entries(self) -> dict[str, int]:
+        """Entries per cache (the enum_cache_entries gauge)."""
+        return {
+            "response_udp": len(self.udp_cache),
+            "response_tcp": len(self.tcp_cache),
+            "sections": len(self.bodies),
+        }
+
+    def zone_serials(self) -> dict[str, int]:
+        """Serial per served apex (the enum_zone_serial gauge)."""
+        return {self.apexes[name]: serial for name, serial in self.serials.items()}
+
+    def handle(self, data: bytes, tcp: bool = False, v6: bool = False) -> bytes | None:
+        """The response to one DNS message, or None to stay silent.
+
+        Fast path: one dict lookup, one list increment (the metrics tally), one concatenation.
+        """
+        entry = (self.tcp_cache if tcp else self.udp_cache).get(data[2:])
+        if entry is not None:
+            entry[1][v6] += 1
+            return data[:2] + entry[0]
+        return self._miss(data, tcp, v6)
+
+    def _miss(self, data: bytes, tcp: bool, v6: bool) -> bytes | None:
+        counters = self.counters
+        counters.misses[tcp] += 1
         query = parse_query(data)
         if query is None:
-            self.stats["dropped"] += 1
+            counters.silent[tcp] += 1
             return None
         if query.error:
-            self.stats["malformed" if query.error == FORMERR else "errors"] += 1
+            counters.tally(NO_ZONE, tcp, query.qtype, query.error, "error")[v6] += 1
             return error_response(query, query.error, self.max_payload)
         try:
-            body = self._body(query, tcp)
+            found = self._body(query, tcp)
         except Exception:  # a broken record must not take the server down
             log.exception("failed to answer %s type %d", ".".join(query.labels), query.qtype)
-            self.stats["servfail"] += 1
+            counters.tally(NO_ZONE, tcp, query.qtype, SERVFAIL, "error")[v6] += 1
             return error_response(query, SERVFAIL, self.max_payload)
-        if isinstance(body, int):
-            return error_response(query, body, self.max_payload)
+        if isinstance(found, int):
+            kind = "refused" if found == REFUSED else "error"
+            counters.tally(NO_ZONE, tcp, query.qtype, found, kind)[v6] += 1
+            return error_response(query, found, self.max_payload)
+        body, zone, kind = found
         limit = TCP_LIMIT if tcp else udp_limit(query, self.max_payload)
         response = encode_response(query, body, limit, self.max_payload)
+        tally = counters.tally(zone, tcp, query.qtype, body.rcode, kind)
+        tally[v6] += 1
+        cache = self.tcp_cache if tcp else self.udp_cache
         if len(cache) >= self.cache_size:
             del cache[next(iter(cache))]
-        cache[data[2:]] = response[2:]
+        cache[data[2:]] = (response[2:], tally)
         return response
 
-    def _body(self, query: Query, tcp: bool) -> Body | int:
-        """Encoded sections for the question, or an rcode for questions we do not answer."""
+    def _body(self, query: Query, tcp: bool) -> tuple[Body, str, str] | int:
+        """Encoded sections, zone and kind for the question, or an rcode we answer instead."""
         if query.qclass != IN:
             return REFUSED
         qtype = query.qtype
@@ -130,11 +164,15 @@ class Engine:
         if qtype in (AXFR, IXFR):
             return REFUSED if tcp or qtype == IXFR else NOTIMP
         key = query.key
-        body = self.bodies.get(key)
-        if body is None:
-            self.stats["cache_misses"] += 1
-            body = encode_body(resolve(query.labels, qtype, self.view), query.offsets)
-            if len(self.bodies) >= self.cache_size:
-                del self.bodies[next(iter(self.bodies))]
-            self.bodies[key] = body
-        return body
+        found = self.bodies.get(key)
+        if found is not None:
+            self.counters.section_hits += 1
+            return found
+        self.counters.section_misses += 1
+        answer = resolve(query.labels, qtype, self.view)
+        zone = self.apexes.get(answer.zone, NO_ZONE) if answer.zone else NO_ZONE
+        found = (encode_body(answer, query.offsets), zone, answer.kind.value)
+        if len(self.bodies) >= self.cache_size:
+            del self.bodies[next(iter(self.bodies))]
+        self.bodies[key] = found
+        return found

@@ -142,10 +142,11 @@ def _negative(zone: Zone, kind: Kind, apex_owner: int) -> Answer:
 
 
 def _apex(zone: Zone, qtype: int) -> Answer:
+    """SOA or NS at the apex; ANY gets the SOA alone (RFC 8482: one RRset, not everything)."""
     records: list[Record] = []
     if qtype in (SOA, ANY):
         records.append(_soa(zone, 0, zone.soa_ttl))
-    if qtype in (NS, ANY):
+    if qtype == NS:
         records.extend(Record(0, NS, zone.ns_ttl, NsData(host)) for host in zone.ns)
     if not records:
         return _negative(zone, Kind.NODATA, 0)

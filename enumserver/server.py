@@ -1,167 +1,419 @@
-"""asyncio UDP and TCP listeners around an Engine; reload on serial change; clean shutdown."""
+"""asyncio UDP and TCP listeners around an Engine: limits, rate limiting, metrics, life cycle.
+
+SIGTERM/SIGINT: stop accepting, let TCP connections finish the query they are sending (up to
+``shutdown_timeout``), exit 0. SIGHUP: read the configuration again and apply it in place
+(log, limits, RRL, caches, metrics endpoint, listeners added or removed; a new Engine when the
+store or zones change) without dropping a query. systemd is told READY/RELOADING/STOPPING.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import struct
+import time
+from collections.abc import Callable
 
+from enumserver import config as configuration
+from enumserver import logs
 from enumserver.config import Config, parse_address
 from enumserver.engine import Engine
+from enumserver.metrics import Counters, Histogram, MetricsServer
+from enumserver.rrl import SLIP, ConnectionLimits, RateLimiter
+from enumserver.wire import truncated_response
 
 log = logging.getLogger("enumserver")
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd (Type=notify) our state through $NOTIFY_SOCKET; nothing without it."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(path)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        log.warning("cannot notify systemd at %s: %s", path, exc)
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
     """One datagram in, at most one out; nothing raises out of datagram_received."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, server: DnsServer, v6: bool) -> None:
+        self.server = server
+        self.v6 = v6
         self.transport: asyncio.DatagramTransport | None = None
+        self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=self.server.config.send_buffer_limit)  # type: ignore[attr-defined]
+
+    def pause_writing(self) -> None:
+        self.paused = True  # the send buffer is full: answers are dropped (and counted)
+
+    def resume_writing(self) -> None:
+        self.paused = False
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        server = self.server
+        latency = server.latency
+        started = time.perf_counter_ns() if latency is not None else 0
+        rrl = server.rrl
+        if rrl is not None:
+            verdict = rrl.check(addr[0])  # type: ignore[arg-type]
+            if verdict:
+                if verdict == SLIP:
+                    self._send(truncated_response(data, server.engine.max_payload), addr)
+                return
         try:
-            response = self.engine.handle(data)
+            response = server.engine.handle(data, False, self.v6)
         except Exception:
             log.exception("unexpected error on a UDP query")
             return
-        if response is not None and self.transport is not None:
-            self.transport.sendto(response, addr)
+        self._send(response, addr)
+        if latency is not None:
+            latency[0].observe(time.perf_counter_ns() - started)
+        if server.querylog is not None:
+            server.querylog.offer(str(addr[0]), "udp", data, response)
+
+    def _send(self, response: bytes | None, addr: tuple[str | int, ...]) -> None:
+        if response is None or self.transport is None:
+            return
+        if self.paused:
+            self.server.counters.send_overload += 1
+            return
+        self.transport.sendto(response, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)
 
 
 class TcpProtocol(asyncio.Protocol):
-    """RFC 7766: two-byte length framing, several queries per connection, idle timeout."""
+    """RFC 7766: length framing, pipelining; idle and total timeouts; flow control; drain."""
 
-    def __init__(self, engine: Engine, idle_timeout: float, server: DnsServer) -> None:
-        self.engine = engine
-        self.idle_timeout = idle_timeout
+    def __init__(self, server: DnsServer) -> None:
         self.server = server
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.timers: list[asyncio.TimerHandle] = []
+        self.client = ""
+        self.v6 = False
+        self.queries = 0
+        self.writing_paused = False
+        self.draining = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.server.connections.add(self)
-        self._arm()
-
-    def _arm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        peer = transport.get_extra_info("peername")
+        self.client = str(peer[0]) if peer else ""
+        self.v6 = ":" in self.client
+        cfg = self.server.config
+        reason = "stopping" if self.server.stopping.is_set() else None
+        reason = reason or self.server.tcp.admit(
+            self, self.client, cfg.tcp_max_clients, cfg.tcp_max_clients_per_ip
+        )
+        if reason is not None:
+            self.server.counters.bump(self.server.counters.tcp_refused, reason)
+            transport.close()
+            return
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(self.idle_timeout, self.close)
+        limit = self.server.config.tcp_max_duration
+        self.timers = [loop.call_later(limit, self._expire, "duration"), self.timers_idle()]
+
+    def timers_idle(self) -> asyncio.TimerHandle:
+        loop = asyncio.get_running_loop()
+        return loop.call_later(self.server.config.tcp_idle_timeout, self._expire, "idle")
+
+    def _expire(self, reason: str) -> None:
+        self.server.counters.bump(self.server.counters.tcp_closed, reason)
+        self.close()
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
+    def drain(self) -> None:
+        """Shutdown: close now when idle, else once the query being received is answered."""
+        self.draining = True
+        if not self.buffer:
+            self.close()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True  # the client does not read: stop reading its queries
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self._process()
+
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        self._arm()
-        while len(self.buffer) >= 2:
+        if len(self.timers) == 2:
+            self.timers[1].cancel()
+            self.timers[1] = self.timers_idle()
+        self._process()
+
+    def _process(self) -> None:
+        server = self.server
+        while len(self.buffer) >= 2 and not self.writing_paused:
             (size,) = struct.unpack_from("!H", self.buffer)
             if len(self.buffer) < 2 + size:
                 return
+            started = time.perf_counter_ns()
             message = bytes(self.buffer[2 : 2 + size])
             del self.buffer[: 2 + size]
             try:
-                response = self.engine.handle(message, tcp=True)
+                response = server.engine.handle(message, True, self.v6)
             except Exception:
                 log.exception("unexpected error on a TCP query")
                 response = None
-            if response is None:
+            if response is None or self.transport is None:
                 self.close()  # nothing sensible to say: hang up, as for a response packet
                 return
-            if self.transport is not None:
-                self.transport.write(struct.pack("!H", len(response)) + response)
+            self.transport.write(struct.pack("!H", len(response)) + response)
+            if server.latency is not None:
+                server.latency[1].observe(time.perf_counter_ns() - started)
+            if server.querylog is not None:
+                server.querylog.offer(self.client, "tcp", message, response)
+            self.queries += 1
+            if self.queries == server.config.tcp_max_queries:
+                self._expire("queries")
+                return
+        if self.draining and not self.buffer:
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.server.connections.discard(self)
+        for timer in self.timers:
+            timer.cancel()
+        self.server.tcp.release(self, self.client)
+
+
+Listener = tuple[asyncio.BaseTransport, asyncio.Server]  # UDP endpoint, TCP server
 
 
 class DnsServer:
-    """The listeners of one process and the task that reloads the store on a new serial."""
+    """The listeners of one process, the store reload task, signals and the metrics endpoint."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, loader: Callable[[], Config] | None = None) -> None:
         self.config = config
-        self.engine = Engine(config.store, config.zones, config.edns_max_payload, config.cache_size)
-        self.connections: set[TcpProtocol] = set()
-        self.transports: list[asyncio.BaseTransport] = []
-        self.servers: list[asyncio.Server] = []
+        self.loader = loader
+        self.counters = Counters()
+        self.engine = self._engine(config)
+        self.engine_source = (config.store, config.zones)
+        self.rrl: RateLimiter | None = None
+        self.querylog: logs.QueryLog | None = None
+        self.latency: tuple[Histogram, Histogram] | None = None
+        self.metrics: MetricsServer | None = None
+        self.listeners: dict[str, Listener] = {}
+        self.tcp: ConnectionLimits[TcpProtocol] = ConnectionLimits(self.counters)
         self.stopping = asyncio.Event()
+        self.reloading = asyncio.Lock()
+        self._apply_limits(None, config)
 
-    async def start(self) -> None:
+    def _engine(self, config: Config) -> Engine:
+        return Engine(
+            config.store, config.zones, config.edns_max_payload, config.cache_size, self.counters
+        )
+
+    def _apply_limits(self, old: Config | None, config: Config) -> None:
+        """RRL, query log and latency timing from the configuration (start and reload)."""
+        if old is None or old.rrl != config.rrl:
+            self.rrl = RateLimiter(config.rrl, self.counters) if config.rrl.enabled else None
+        if old is None or old.log != config.log:
+            if self.querylog is not None:
+                self.querylog.stop()
+            every, size = config.log.query_sample, config.log.query_queue
+            self.querylog = logs.QueryLog(every, size, self.counters) if every else None
+        latency = self.counters.latency
+        self.latency = (latency["udp"], latency["tcp"]) if config.metrics.enabled else None
+
+    # -- what the metrics collector reads ------------------------------------------------
+    def serials(self) -> dict[str, int]:
+        return self.engine.zone_serials()
+
+    def cache_entries(self) -> dict[str, int]:
+        return self.engine.cache_entries()
+
+    def tcp_connections(self) -> int:
+        return len(self.tcp.open)
+
+    def ready(self) -> str | None:
+        """None when serving, else what is missing (the /ready endpoint)."""
+        if self.stopping.is_set():
+            return "stopping"
+        if not self.listeners:
+            return "no listener bound"
+        return None if self.engine.serials else "no zone served"
+
+    # -- life cycle ----------------------------------------------------------------------
+    async def bind(self, text: str) -> Listener:
         loop = asyncio.get_running_loop()
-        for text in self.config.listen:
-            host, port = parse_address(text)
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpProtocol(self.engine), local_addr=(host, port), family=family
-            )
-            self.transports.append(transport)
-            server = await loop.create_server(
-                lambda: TcpProtocol(self.engine, self.config.tcp_idle_timeout, self),
+        host, port = parse_address(text)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        v6 = family == socket.AF_INET6
+        udp, _ = await loop.create_datagram_endpoint(
+            lambda: UdpProtocol(self, v6), local_addr=(host, port), family=family
+        )
+        try:
+            tcp = await loop.create_server(
+                lambda: TcpProtocol(self),
                 host=host,
                 port=port,
                 family=family,
                 reuse_address=True,
                 backlog=self.config.tcp_backlog,
             )
-            self.servers.append(server)
-            log.info("listening on %s (udp, tcp)", text)
+        except OSError:
+            udp.close()
+            raise
+        log.info("listening on %s (udp, tcp)", text)
+        return udp, tcp
+
+    async def start(self) -> None:
+        for text in self.config.listen:
+            self.listeners[text] = await self.bind(text)
+        self._start_metrics(self.config)
         log.info("serving zones %s", ", ".join(self.engine.zones))
+        sd_notify("READY=1\nSTATUS=serving " + " ".join(self.engine.zones))
+
+    def _start_metrics(self, config: Config) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
+        if not config.metrics.enabled:
+            return
+        host, port = parse_address(config.metrics.listen, "metrics.listen")
+        try:
+            self.metrics = MetricsServer(host, port, self, self.ready)
+        except OSError as exc:
+            log.error("cannot serve metrics on %s: %s", config.metrics.listen, exc)
+            return
+        self.metrics.start()
+        log.info("metrics on http://%s/metrics", config.metrics.listen)
 
     async def reload_loop(self) -> None:
         while not self.stopping.is_set():
             try:
                 self.engine.refresh()
             except Exception:
+                self.counters.store_errors += 1
                 log.exception("could not read the store; still serving the previous data")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.config.reload_interval)
 
+    async def reload(self) -> bool:
+        """SIGHUP: read the configuration again and apply what changed; False on error."""
+        if self.loader is None:
+            return False
+        async with self.reloading:
+            sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            try:
+                ok = await self._reload(self.loader())
+            except configuration.ConfigError as exc:
+                log.error("configuration not reloaded, still serving the previous one: %s", exc)
+                ok = False
+            self.counters.bump(self.counters.config_reloads, "ok" if ok else "error")
+            sd_notify("READY=1")
+            return ok
+
+    async def _reload(self, new: Config) -> bool:
+        old, ok = self.config, True
+        changed = configuration.changes(old, new)
+        if (new.store, new.zones) != self.engine_source:
+            try:
+                self.engine = self._engine(new)
+                self.engine_source = (new.store, new.zones)
+            except Exception as exc:
+                log.error(
+                    "store %s not reloaded, still serving the previous one: %s", new.store, exc
+                )
+                ok = False
+        elif new.edns_max_payload != old.edns_max_payload:
+            self.engine.max_payload = new.edns_max_payload
+            self.engine.clear_caches()
+        self.engine.cache_size = new.cache_size
+        self.config = new
+        logs.setup(new.log_level, new.log)
+        self._apply_limits(old, new)
+        if new.metrics != old.metrics:
+            self._start_metrics(new)
+        for text in [t for t in self.listeners if t not in new.listen]:
+            for closing in self.listeners.pop(text):
+                closing.close()
+            log.info("stopped listening on %s", text)
+        for text in [t for t in new.listen if t not in self.listeners]:
+            try:
+                self.listeners[text] = await self.bind(text)
+            except OSError as exc:
+                log.error("cannot listen on %s: %s (retried on the next reload)", text, exc)
+                ok = False
+        logs.event("configuration reloaded", changed=",".join(changed) or "nothing", ok=ok)
+        return ok
+
     async def stop(self) -> None:
+        """Stop accepting, finish in-flight TCP queries (up to shutdown_timeout), close."""
         self.stopping.set()
-        for server in self.servers:
-            server.close()
-        for transport in self.transports:
-            transport.close()
-        for connection in list(self.connections):
-            connection.close()
-        for server in self.servers:
-            await server.wait_closed()
+        sd_notify("STOPPING=1")
+        for udp, tcp in self.listeners.values():
+            udp.close()
+            tcp.close()
+        for connection in list(self.tcp.open):
+            connection.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_timeout
+        while self.tcp.open and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for connection in list(self.tcp.open):
+            if connection.transport is not None:
+                connection.transport.abort()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.querylog is not None:
+            self.querylog.stop()
 
 
-async def _main(config: Config) -> None:
-    server = DnsServer(config)
+async def _main(config: Config, loader: Callable[[], Config] | None) -> None:
+    server = DnsServer(config, loader)
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stopping.set)
+    tasks: set[asyncio.Task[bool]] = set()
+
+    def hangup() -> None:
+        task = loop.create_task(server.reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     await server.reload_loop()
+    log.info("stopping: draining %d TCP connection(s)", len(server.tcp.open))
     await server.stop()
     log.info("stopped")
 
 
-def run(config: Config, use_uvloop: bool = True) -> None:
-    """Serve until SIGTERM or SIGINT."""
+def run(
+    config: Config, loader: Callable[[], Config] | None = None, use_uvloop: bool = True
+) -> None:
+    """Serve until SIGTERM or SIGINT; ``loader`` re-reads the configuration on SIGHUP."""
     if use_uvloop:
         try:
             import uvloop
         except ImportError:
             uvloop = None  # type: ignore[assignment]
         if uvloop is not None:
-            uvloop.run(_main(config))
+            uvloop.run(_main(config, loader))
             return
-    asyncio.run(_main(config))
+    asyncio.run(_main(config, loader))

@@ -289,3 +289,13 @@ def udp_limit(query: Query, max_payload: int) -> int:
     if not query.edns:
         return MIN_UDP
     return max(MIN_UDP, min(query.payload, max_payload))
+
+
+def truncated_response(data: bytes, max_payload: int) -> bytes | None:
+    """An empty TC=1 answer to a readable query (rate limiting's 'slip'), else None."""
+    query = parse_query(data)
+    if query is None or query.error:
+        return None
+    opt = _opt(query, max_payload) if query.edns else b""
+    header = _HEADER.pack(query.id, _flags(query, False, True, 0), 1, 0, 0, 1 if opt else 0)
+    return header + query.question + opt

@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,10 +98,20 @@ class RunningServer:
 
 
 def start_server(
-    store: Path, tmp_path: Path, *extra: str, host: str = "127.0.0.1"
+    store: Path,
+    tmp_path: Path,
+    *extra: str,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    listen_flag: bool = True,
 ) -> RunningServer:
-    """Start `enumserver serve` on a free port and wait until it answers."""
-    port = free_port()
+    """Start `enumserver serve` on a free port and wait until it answers.
+
+    With ``listen_flag=False`` no --listen is passed: the configuration file must listen on
+    host:port (so that SIGHUP can change the listeners).
+    """
+    port = port or free_port()
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log = tmp_path / f"server-{port}.log"
     cmd = [
@@ -110,19 +121,21 @@ def start_server(
         "serve",
         "--store",
         str(store),
-        "--listen",
-        listen,
+        *(["--listen", listen] if listen_flag else []),
         *extra,
     ]
-    process = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     server = RunningServer(process, host, port, log)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()}")
         try:
-            if server.query(APEX, "SOA").rcode() == dns.rcode.NOERROR:
-                return server
+            probe = dns.message.make_query(APEX, "SOA")
+            if dns.query.udp(probe, host, port=port, timeout=0.3).rcode() == dns.rcode.NOERROR:
+                return server  # (a short timeout: a probe sent before the bind gets no reply)
         except (dns.exception.Timeout, OSError):
             time.sleep(0.1)
     process.kill()
@@ -146,13 +159,25 @@ def server(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     stop_server(running)
 
 
+ServerFactory = Callable[..., RunningServer]
+
+
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[object]:
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     """Start extra servers (own store, flags, address); all stopped after the test."""
     started: list[RunningServer] = []
 
-    def factory(store: Path, *extra: str, host: str = "127.0.0.1") -> RunningServer:
-        running = start_server(store, tmp_path, *extra, host=host)
+    def factory(
+        store: Path,
+        *extra: str,
+        host: str = "127.0.0.1",
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        listen_flag: bool = True,
+    ) -> RunningServer:
+        running = start_server(
+            store, tmp_path, *extra, host=host, env=env, port=port, listen_flag=listen_flag
+        )
         started.append(running)
         return running
 
@@ -200,3 +225,40 @@ def dig(server: RunningServer, *args: str) -> Dig:
     return Dig(
         status, flags, sections["ANSWER"], sections["AUTHORITY"], sections["ADDITIONAL"], text
     )
+
+
+def write_config(tmp_path: Path, text: str, name: str = "enumserver.toml") -> Path:
+    """A TOML configuration file for a test server."""
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Scrape:
+    """One real HTTP scrape of a /metrics endpoint, parsed by prometheus_client."""
+
+    samples: list[tuple[str, dict[str, str], float]]
+    text: str
+
+    def value(self, name: str, **labels: str) -> float:
+        """Sum of the samples called ``name`` whose labels include ``labels``."""
+        return sum(
+            value
+            for sample, have, value in self.samples
+            if sample == name and all(have.get(k) == v for k, v in labels.items())
+        )
+
+
+def scrape(port: int, host: str = "127.0.0.1") -> Scrape:
+    """GET http://host:port/metrics and parse the exposition text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = [
+        (s.name, dict(s.labels), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
+    return Scrape(samples, text)
