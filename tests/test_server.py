@@ -18,7 +18,7 @@ import pytest
 
 from enumserver.model import Route
 from enumserver.store import StoreWriter
-from tests.conftest import RunningServer, dig
+from tests.conftest import RunningServer, ServerFactory, dig
 
 PORTED = "7.6.5.4.3.2.1.0.4.8.5.3.e164.arpa."  # +358401234567, TY01 -> TY07
 RANGE_ONLY = "7.6.5.4.3.2.1.0.5.8.5.3.e164.arpa."  # +358501234567, held by TY05
@@ -156,7 +156,7 @@ def test_tcp_gives_the_same_answer(server: RunningServer) -> None:
     assert tcp.answer == udp.answer and "(TCP)" in tcp.text
 
 
-def test_ipv6_listener(server_factory, demo_store: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ipv6_listener(server_factory: ServerFactory, demo_store: Path) -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
     try:
@@ -205,8 +205,8 @@ def big_answer_store(writable_store: Path) -> Path:
 
 
 def test_udp_answer_too_big_for_512_sets_tc_and_tcp_carries_it(
-    server_factory, big_answer_store: Path
-) -> None:  # type: ignore[no-untyped-def]
+    server_factory: ServerFactory, big_answer_store: Path
+) -> None:
     big = server_factory(big_answer_store)
     truncated = big.query(PORTED, use_edns=False)
     assert truncated.flags & dns.flags.TC and truncated.answer == []
@@ -221,8 +221,8 @@ def test_udp_answer_too_big_for_512_sets_tc_and_tcp_carries_it(
 
 
 def test_new_serial_from_another_process_is_served_within_a_second(
-    server_factory, writable_store: Path
-) -> None:  # type: ignore[no-untyped-def]
+    server_factory: ServerFactory, writable_store: Path
+) -> None:
     running = server_factory(writable_store)
     before = running.query(RANGE_ONLY)
     assert "ims.op05.example.fi" in before.answer[0].to_text()
@@ -238,7 +238,9 @@ def test_new_serial_from_another_process_is_served_within_a_second(
     assert soa.serial == 2
 
 
-def test_idle_tcp_connection_is_closed(server_factory, demo_store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_idle_tcp_connection_is_closed(
+    server_factory: ServerFactory, demo_store: Path, tmp_path: Path
+) -> None:
     config = tmp_path / "enumserver.toml"
     config.write_text("[server]\ntcp_idle_timeout = 0.5\n")
     running = server_factory(demo_store, "--config", str(config))

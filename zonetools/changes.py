@@ -129,6 +129,26 @@ class Recorder:
         if len(self.diffs) < DIFFS_KEPT:
             self.diffs.append(Diff(entity, key, action, old, new))
 
+    def record_bulk(
+        self,
+        entity: str,
+        names: tuple[str, ...],
+        counts: dict[str, int],
+        sample: list[tuple[str, tuple[Any, ...] | None, tuple[Any, ...] | None]],
+        fingerprint: bytes,
+    ) -> None:
+        """Record a bulk change by its counts, a sample of diffs and a fingerprint of its input."""
+        self.digest.update(entity.encode() + fingerprint)
+        for action, count in counts.items():
+            self.counts[action] += count
+        for key, old, new in sample[: max(0, DIFFS_KEPT - len(self.diffs))]:
+            action = "add" if old is None else "remove" if new is None else "modify"
+            self.diffs.append(Diff(
+                entity, key, action,
+                None if old is None else dict(zip(names, old, strict=True)),
+                None if new is None else dict(zip(names, new, strict=True)),
+            ))  # fmt: skip
+
     def touch(self, digits: str) -> None:
         if len(self.numbers) < ANSWERS_SHOWN and digits not in self.numbers:
             self.numbers.append(digits)
@@ -185,9 +205,7 @@ def execute(
                 rows = check_ports(change, changes.bulk)
             except FileError as exc:
                 raise ChangeError(str(exc).splitlines()) from exc
-            diff_ports(
-                change, rows, changes.bulk.snapshot, recorder.record, recorder.touch, progress
-            )
+            diff_ports(change, changes.bulk, rows, recorder, progress)
         if reasons:
             raise ChangeError(reasons)
         for digits in recorder.numbers:

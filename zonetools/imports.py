@@ -8,11 +8,13 @@ and the import is refused with file, line and reason before anything is written.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -39,11 +41,13 @@ class RawPorts:
     path: str
     rows: list[tuple[int, str, str, str, str]] = field(default_factory=list)
     snapshot: bool = False
+    digest: bytes = b""
 
 
 def read_ported_csv(path: str | Path, snapshot: bool = False) -> RawPorts:
     """Read a ported-numbers CSV (header number,recipient,donor,ported_at; donor/time optional)."""
     raw = RawPorts(str(path), snapshot=snapshot)
+    raw.digest = hashlib.sha256(Path(path).read_bytes()).digest()
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = [column.strip().lower() for column in next(reader, [])]
@@ -54,6 +58,14 @@ def read_ported_csv(path: str | Path, snapshot: bool = False) -> RawPorts:
             )
         index = [header.index(c) if c in header else -1 for c in PORT_COLUMNS]
         width = len(header)
+        if header == list(PORT_COLUMNS):  # the documented layout: no column shuffling
+            append = raw.rows.append
+            for line, row in enumerate(reader, start=2):
+                if len(row) == 4:
+                    append((line, row[0].strip(), row[1].strip(), row[2].strip(), row[3].strip()))
+                elif row:
+                    raise FileError(f"{path}:{line}: {len(row)} columns, the header has 4")
+            return raw
         for line, row in enumerate(reader, start=2):
             if not row:
                 continue
@@ -67,27 +79,34 @@ def read_ported_csv(path: str | Path, snapshot: bool = False) -> RawPorts:
 def check_ports(change: Change, raw: RawPorts) -> list[PortRow]:
     """Validate every row against the store; raise FileError with up to 20 file:line reasons."""
     snapshot = change.reader().snapshot()
-    known = set(snapshot.operators)
+    known = set(snapshot.operators) | {""}
+    all_known = {r[2] for r in raw.rows} | {r[3] for r in raw.rows} <= known
+    number, range_of, timestamp = rules.number, snapshot.range_of, CANONICAL_TIME.match
+    canonical, lengths = rules.CANONICAL_NUMBER.fullmatch, rules.nsn_lengths
     seen: dict[str, int] = {}
     rows: list[PortRow] = []
     reasons: list[str] = []
     for line, number_text, recipient, donor, when in raw.rows:
         try:
-            digits = rules.number(number_text)
-            found = snapshot.range_of(digits)
+            fast = canonical(number_text)  # +358 and digits: check the length only
+            digits = fast.group(1) if fast else number(number_text)
+            if fast and not lengths(digits[3:6])[0] <= len(digits) - 3 <= lengths(digits[3:6])[1]:
+                digits = number(number_text)  # raises with the reason
+            found = range_of(digits)
             if found is None:
                 raise OpError(f"+{digits} is in no number range")
             if not found.min_digits <= len(digits) <= found.max_digits:
                 raise OpError(f"+{digits} is too short or long for range +{found.prefix}")
-            for role, ty in (("recipient", recipient), ("donor", donor)):
-                if ty and ty not in known:
-                    raise OpError(f"unknown {role} TY {ty!r}")
+            if not all_known:
+                for role, ty in (("recipient", recipient), ("donor", donor)):
+                    if ty not in known:
+                        raise OpError(f"unknown {role} TY {ty!r}")
             if not recipient:
                 raise OpError("no recipient TY")
             if digits in seen:
                 raise OpError(f"+{digits} is listed twice (also on line {seen[digits]})")
             seen[digits] = line
-            stamp = when if CANONICAL_TIME.match(when) else ported_at(when)
+            stamp = when if timestamp(when) else ported_at(when)
             rows.append((digits, recipient, donor or found.holder, stamp))
         except (rules.RuleError, OpError) as exc:
             reasons.append(f"{raw.path}:{line}: {exc}")
@@ -99,30 +118,42 @@ def check_ports(change: Change, raw: RawPorts) -> list[PortRow]:
     return rows
 
 
+Item = tuple[str, tuple[Any, ...] | None, tuple[Any, ...] | None]
+
+
+class BulkRecorder(Protocol):
+    def record_bulk(
+        self,
+        entity: str,
+        names: tuple[str, ...],
+        counts: dict[str, int],
+        sample: list[Item],
+        fingerprint: bytes,
+    ) -> None: ...
+    def touch(self, digits: str) -> None: ...
+
+
 def diff_ports(
     change: Change,
+    raw: RawPorts,
     rows: list[PortRow],
-    snapshot: bool,
-    record: Callable[[str, str, Any, Any], None],
-    touch: Callable[[str], None],
+    recorder: BulkRecorder,
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """Write the difference between the rows and the store's ported numbers."""
     existing = change.ported_map()
-    upserts = [row for row in rows if existing.get(row[0]) != row[1:]]
-    names = ("recipient", "donor", "ported_at")
-    for number, *values in upserts:
-        before = existing.get(number)
-        old = None if before is None else dict(zip(names, before, strict=True))
-        record("port", f"+{number}", old, dict(zip(names, values, strict=True)))
-        touch(number)
+    get = existing.get
+    upserts = sorted((row for row in rows if get(row[0]) != row[1:]), key=itemgetter(0))
+    modified = sum(1 for row in upserts if row[0] in existing)
+    gone = sorted(set(existing) - {row[0] for row in rows}) if raw.snapshot else []
+    counts = {"add": len(upserts) - modified, "modify": modified, "remove": len(gone)}
+    sample: list[Item] = [(f"+{row[0]}", get(row[0]), row[1:]) for row in upserts[:200]]
+    sample += [(f"+{number}", existing[number], None) for number in gone[:200]]
+    recorder.record_bulk("port", ("recipient", "donor", "ported_at"), counts, sample, raw.digest)
+    for number in [row[0] for row in upserts[:20]] + gone[:20]:
+        recorder.touch(number)
     change.put_ported_many(upserts, existing, progress=progress)
-    if snapshot:
-        listed = {row[0] for row in rows}
-        gone = sorted(set(existing) - listed)
-        for number in gone:
-            record("port", f"+{number}", dict(zip(names, existing[number], strict=True)), None)
-            touch(number)
+    if gone:
         change.delete_ported_many(gone, existing)
 
 

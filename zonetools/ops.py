@@ -325,23 +325,24 @@ def set_tier2(change: Change, fields: dict[str, Any], rec: Recorder) -> None:
         raise OpError("servers: give at least one Tier2 name server")
     out, reasons = [], []
     for server in servers:
-        host = server.get("host") if isinstance(server, dict) else None
-        try:
-            name = rules.host_name(host)
-            v4 = server.get("ipv4") and rules.address(server["ipv4"], 4)
-            v6 = server.get("ipv6") and rules.address(server["ipv6"], 6)
-            if not v4 and not v6:
-                raise rules.RuleError([f"{name} needs an IPv4 or IPv6 glue address"])
-            out.append(
-                {
-                    "host": name,
-                    "ipv4": v4 or None,
-                    "ipv6": v6 or None,
-                    "ttl": rules.ttl(server.get("ttl", 3600)),
-                }
-            )
-        except (rules.RuleError, AttributeError) as exc:
-            reasons.append(str(exc))
+        if not isinstance(server, dict):
+            reasons.append(f"server {server!r} is not a mapping (host, ipv4, ipv6, ttl)")
+            continue
+        entry: dict[str, Any] = {"host": None, "ipv4": None, "ipv6": None, "ttl": 3600}
+        for key, check in (("host", rules.host_name),
+                           ("ipv4", lambda v: rules.address(v, 4)),
+                           ("ipv6", lambda v: rules.address(v, 6)),
+                           ("ttl", rules.ttl)):  # fmt: skip
+            if server.get(key) not in (None, ""):
+                try:
+                    entry[key] = check(server[key])
+                except rules.RuleError as exc:
+                    reasons.extend(exc.reasons)
+        if not entry["ipv4"] and not entry["ipv6"]:
+            reasons.append(f"{server.get('host')} needs an IPv4 or IPv6 glue address")
+        elif not server.get("host"):
+            reasons.append("a Tier2 server needs a host name")
+        out.append(entry)
     if reasons:
         raise OpError("; ".join(reasons))
     old = change.tier2_of(ty)

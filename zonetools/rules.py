@@ -6,6 +6,7 @@ regexp delimiters and backreferences, replacement), host names and glue addresse
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -43,19 +44,33 @@ class RuleError(ValueError):
         self.reasons = reasons
 
 
+CANONICAL_NUMBER = re.compile(r"\+(358\d{5,12})")
+
+
+@functools.lru_cache(maxsize=4096)
+def nsn_lengths(head: str) -> tuple[int, int, str]:
+    """(min, max, kind) of national significant numbers starting with ``head`` (3 digits)."""
+    entry = plan_entry(COUNTRY_CODE + head)
+    if entry is None:
+        return MIN_NSN_DIGITS, MAX_NSN_DIGITS, "national"
+    return entry.min_nsn, entry.max_nsn, entry.kind
+
+
 def number(text: str) -> str:
     """Digits of a Finnish number in E.164 form, or RuleError with the reasons."""
-    try:
-        digits = normalise(str(text))
-    except NumberError as exc:
-        raise RuleError([str(exc)]) from exc
-    if not digits.startswith(COUNTRY_CODE):
-        raise RuleError([f"+{digits} is not a Finnish number (+358...)"])
+    canonical = CANONICAL_NUMBER.fullmatch(text) if isinstance(text, str) else None
+    if canonical is not None:
+        digits = canonical.group(1)
+    else:
+        try:
+            digits = normalise(str(text))
+        except NumberError as exc:
+            raise RuleError([str(exc)]) from exc
+        if not digits.startswith(COUNTRY_CODE):
+            raise RuleError([f"+{digits} is not a Finnish number (+358...)"])
     nsn = len(digits) - len(COUNTRY_CODE)
-    entry = plan_entry(digits)
-    low, high = (entry.min_nsn, entry.max_nsn) if entry else (MIN_NSN_DIGITS, MAX_NSN_DIGITS)
+    low, high, kind = nsn_lengths(digits[3:6])
     if not low <= nsn <= high:
-        kind = entry.kind if entry else "national"
         raise RuleError(
             [f"+{digits} has {nsn} digits after +358; {kind} numbers have {low}-{high}"]
         )

@@ -213,9 +213,7 @@ class Catalog:
         order: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        return list(
-            self.db[table].rows_where(where, list(args), order_by=order, limit=limit)
-        )
+        return list(self.db[table].rows_where(where, list(args), order_by=order, limit=limit))
 
     def operators(self, kind: str | None = None) -> list[dict[str, Any]]:
         if kind is None:

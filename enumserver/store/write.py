@@ -47,6 +47,7 @@ class StoreWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.conn = connect(self.path)
+        self.conn.execute("PRAGMA cache_size=-262144")  # 256 MiB: bulk imports touch many pages
         self.db = sqlite_utils.Database(self.conn)
 
     @classmethod
@@ -230,37 +231,25 @@ class Change:
         self,
         rows: Iterable[tuple[str, str, str | None, str | None]],
         old: dict[str, tuple[str, str | None, str | None]],
-        batch_size: int = 20_000,
+        batch_size: int = 50_000,
         progress: Any = None,
     ) -> int:
         """Upsert ported entries in batches, a journal row each (old value from ``old``)."""
-        total = 0
-        batch: list[tuple[str, str, str | None, str | None]] = []
-
-        def flush() -> None:
-            nonlocal total
+        rows = list(rows)
+        serial, audit, get = self.serial, self.audit_id, old.get
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
             self.conn.executemany(PORTED_UPSERT, batch)
-            journal = []
-            for row in batch:
-                before = old.get(row[0])
-                journal.append((
-                    self.serial, self.audit_id, "ported", json.dumps([row[0]]),
-                    _json(_ported(row[0], before)), _json(_ported(row[0], row[1:])),
-                ))  # fmt: skip
+            journal = [
+                (serial, audit, "ported", f'["{number}"]', _ported_json(number, get(number)),
+                 _ported_json(number, (recipient, donor, at)))
+                for number, recipient, donor, at in batch
+            ]  # fmt: skip
             self.conn.executemany(JOURNAL_INSERT, journal)
-            total += len(batch)
             if progress is not None:
                 progress(len(batch))
-            batch.clear()
-
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= batch_size:
-                flush()
-        if batch:
-            flush()
-        self.count += total
-        return total
+        self.count += len(rows)
+        return len(rows)
 
     def delete_ported_many(
         self, numbers: Iterable[str], old: dict[str, tuple[str, str | None, str | None]]
@@ -271,8 +260,8 @@ class Change:
         self.conn.executemany(
             JOURNAL_INSERT,
             [
-                (self.serial, self.audit_id, "ported", json.dumps([n]),
-                 _json(_ported(n, old.get(n))), None)
+                (self.serial, self.audit_id, "ported", f'["{n}"]',
+                 _ported_json(n, old.get(n)), None)
                 for n in numbers
             ],
         )  # fmt: skip
@@ -316,8 +305,22 @@ class Change:
         return {table: n for table, n in counts.items() if n}
 
 
-def _ported(number: str, values: Any) -> dict[str, Any] | None:
+def _quoted(value: str | None) -> str:
+    return (
+        "null"
+        if value is None
+        else json.dumps(value)
+        if '"' in value or "\\" in value
+        else f'"{value}"'
+    )
+
+
+def _ported_json(number: str, values: Any) -> str | None:
+    """The JSON of a ported row as json.dumps(sort_keys=True) writes it, without its cost."""
     if values is None:
         return None
     recipient, donor, ported_at = values
-    return {"number": number, "recipient": recipient, "donor": donor, "ported_at": ported_at}
+    return (
+        f'{{"donor": {_quoted(donor)}, "number": "{number}", '
+        f'"ported_at": {_quoted(ported_at)}, "recipient": {_quoted(recipient)}}}'
+    )
