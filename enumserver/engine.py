@@ -9,7 +9,7 @@ moment the store's zone serials change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from enumserver.metrics import NO_ZONE, Counters
@@ -30,10 +30,17 @@ from enumserver.wire import (
 log = logging.getLogger("enumserver")
 
 IN = 1
+SOA = 6
 AXFR, IXFR = 252, 251
 FORMERR_QTYPES = frozenset({41, 249, 250})  # OPT, TKEY, TSIG are never questions
 REFUSED = 5
 TCP_LIMIT = 65535
+
+Peer = tuple[str, int]
+# A handler for what is not a plain query (UPDATE, NOTIFY, AXFR, IXFR, TSIG-signed messages):
+# (message, parsed header and question, client address, over TCP) -> reply(s) or None (silence).
+Handler = Callable[[bytes, Query, Peer | None, bool], "bytes | list[bytes] | None"]
+SPECIAL_OPCODES = {4: "notify", 5: "update"}
 
 Entry = tuple[bytes, list[int]]  # response after its ID, the [IPv4, IPv6] tally it counts in
 
@@ -59,6 +66,7 @@ class Engine:
         self.bodies: dict[bytes, tuple[Body, str, str]] = {}
         self.serials: dict[str, int] = {}
         self.apexes: dict[str, str] = {}
+        self.handlers: dict[str, Handler] = {}
         self.view = self._view(self.reader.snapshot())
         self.reader.changed()
 
@@ -112,18 +120,39 @@ class Engine:
         """Serial per served apex (the enum_zone_serial gauge)."""
         return {self.apexes[name]: serial for name, serial in self.serials.items()}
 
-    def handle(self, data: bytes, tcp: bool = False, v6: bool = False) -> bytes | None:
+    def register(self, kind: str, handler: Handler) -> None:
+        """Take over 'update', 'notify', 'axfr', 'ixfr' or 'signed' (TSIG) messages."""
+        self.handlers[kind] = handler
+
+    def handle(
+        self, data: bytes, tcp: bool = False, v6: bool = False, peer: Peer | None = None
+    ) -> bytes | list[bytes] | None:
         """The response to one DNS message, or None to stay silent.
 
         Fast path: one dict lookup, one list increment (the metrics tally), one concatenation.
+        Only a registered handler (transfers over TCP) answers with several messages.
         """
         entry = (self.tcp_cache if tcp else self.udp_cache).get(data[2:])
         if entry is not None:
             entry[1][v6] += 1
             return data[:2] + entry[0]
-        return self._miss(data, tcp, v6)
+        return self._miss(data, tcp, v6, peer)
 
-    def _miss(self, data: bytes, tcp: bool, v6: bool) -> bytes | None:
+    def _special(self, query: Query) -> str | None:
+        """Which handler a message needs, if it is not a plain query."""
+        if query.opcode:
+            return SPECIAL_OPCODES.get(query.opcode, "notimp")
+        if query.signed:
+            return "signed"
+        if query.qtype == AXFR:
+            return "axfr"
+        if query.qtype == IXFR:
+            return "ixfr"
+        return None
+
+    def _miss(
+        self, data: bytes, tcp: bool, v6: bool, peer: Peer | None = None
+    ) -> bytes | list[bytes] | None:
         counters = self.counters
         counters.misses[tcp] += 1
         query = parse_query(data)
@@ -133,6 +162,20 @@ class Engine:
         if query.error:
             counters.tally(NO_ZONE, tcp, query.qtype, query.error, "error")[v6] += 1
             return error_response(query, query.error, self.max_payload)
+        special = self._special(query)
+        if special is not None:
+            handler = self.handlers.get(special)
+            if handler is not None:
+                try:
+                    return handler(data, query, peer, tcp)
+                except Exception:
+                    log.exception("failed to handle a %s message", special)
+                    return error_response(query, SERVFAIL, self.max_payload)
+            if special == "update" and query.qtype != SOA:
+                return error_response(query, FORMERR, self.max_payload)  # zone must be SOA
+            if special in ("notimp", "notify", "update"):
+                counters.tally(NO_ZONE, tcp, query.qtype, NOTIMP, "error")[v6] += 1
+                return error_response(query, NOTIMP, self.max_payload)
         try:
             found = self._body(query, tcp)
         except Exception:  # a broken record must not take the server down

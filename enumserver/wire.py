@@ -18,7 +18,7 @@ import dns.name
 from enumserver.resolve import AAAA, Address, Answer, Naptr, NsData, Record, Soa
 
 FORMERR, NOTIMP, BADVERS = 1, 4, 16
-OPT = 41
+OPT, TSIG = 41, 250
 MIN_UDP = 512
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -42,6 +42,7 @@ class Query:
         "qclass",
         "qtype",
         "question",
+        "signed",
         "version",
     )
 
@@ -59,6 +60,7 @@ class Query:
         self.version = 0
         self.do = False
         self.error = 0
+        self.signed = False
 
     @property
     def key(self) -> bytes:
@@ -96,7 +98,12 @@ def _read_additional(query: Query, data: bytes, pos: int, counts: tuple[int, int
         if pos > size:
             query.error = FORMERR
             return
-        if rtype == OPT:
+        if rtype == TSIG:
+            if index != an + ns + ar - 1:
+                query.error = FORMERR  # TSIG must be the last record (RFC 8945 5.1)
+                return
+            query.signed = True
+        elif rtype == OPT:
             if index < an + ns or query.edns or data[start] != 0:
                 query.error = FORMERR  # OPT only once, only in additional, owner the root
                 return
@@ -156,9 +163,6 @@ def parse_query(data: bytes) -> Query | None:
     query.question = data[12:pos]
     query.labels = tuple(labels)
     query.offsets = tuple(offsets)
-    if query.opcode != 0:
-        query.error = NOTIMP
-        return query
     _read_additional(query, data, pos, (an, ns, ar))
     if not query.error and query.edns and query.version > 0:
         query.error = BADVERS
@@ -279,6 +283,8 @@ def error_response(query: Query, rcode: int, max_payload: int) -> bytes:
     """FORMERR/NOTIMP/REFUSED/BADVERS: header, the question when it was read, OPT when sent."""
     ext = rcode >> 4
     opt = _opt(query, max_payload, ext) if query.edns and query.error != FORMERR else b""
+    if query.opcode == 5 and query.qtype != 6:
+        query.question = b""  # an UPDATE's zone section names an SOA, else it is not echoed
     qd = 1 if query.question else 0
     header = _HEADER.pack(query.id, _flags(query, False, False, rcode), qd, 0, 0, 1 if opt else 0)
     return header + query.question + opt

@@ -28,13 +28,21 @@ def engine(demo_store: Path) -> Engine:
     return Engine(demo_store)
 
 
+def parse_reply(reply: bytes) -> None:
+    """A reply parses; dnspython insists on one zone in UPDATE messages, even in error replies."""
+    if (reply[2] >> 3) & 0xF == 5 and reply[4:6] == b"\x00\x00":
+        assert reply[3] & 0xF in (1, 4)  # FORMERR/NOTIMP without the (non-SOA) zone section
+        return
+    dns.message.from_wire(reply, question_only=True)
+
+
 def check(engine: Engine, packet: bytes) -> None:
     for tcp in (False, True):
         reply = engine.handle(packet, tcp=tcp)
         if reply is None:
             continue
         assert reply[:2] == packet[:2] and reply[2] & 0x80
-        dns.message.from_wire(reply, question_only=True)
+        parse_reply(reply)
         if not tcp:
             assert len(reply) <= 1232
 

@@ -276,7 +276,7 @@ def number_explain(ctx: click.Context, number: str, as_json: bool) -> None:
         qname = to_name(digits, zone["apex"])
         query = dns.message.make_query(qname, "NAPTR", use_edns=False)
         wire = engine.handle(query.to_wire(), tcp=True)
-        response = dns.message.from_wire(wire) if wire else None
+        response = dns.message.from_wire(wire) if isinstance(wire, bytes) else None
         info["answers"][zone["name"]] = response.to_text().splitlines() if response else []
     if as_json:
         emit_json(info)
