@@ -1,0 +1,16 @@
+"""Handlers for messages that are not plain queries, installed on every engine.
+
+The engine answers plain queries itself; UPDATE, NOTIFY, AXFR/IXFR and TSIG-signed messages go
+to handlers registered with ``Engine.register(kind, handler)``. Each feature registers its
+handler in :func:`install`, so the listeners (server.py) never change when a feature lands.
+"""
+
+from __future__ import annotations
+
+from enumserver.config import Config
+from enumserver.engine import Engine
+
+
+def install(engine: Engine, config: Config) -> None:
+    """Register the handlers of every feature on a new engine (start-up and reload)."""
+    del engine, config  # no feature handlers yet: UPDATE, transfers and NOTIFY register here
