@@ -67,6 +67,7 @@ class Config:
     tcp_max_queries: int = 0
     tcp_backlog: int = 128
     send_buffer_limit: int = 1_048_576
+    udp_receive_buffer: int = 4_194_304
     reload_interval: float = 0.25
     shutdown_timeout: float = 5.0
     log_level: str = "info"
@@ -114,6 +115,8 @@ def validate(config: Config, source: str) -> Config:
     _check(512 <= config.edns_max_payload <= 65535, source, "server.edns_max_payload", "512..65535")
     for key in ("cache_size", "tcp_max_clients", "tcp_backlog", "send_buffer_limit"):
         _check(getattr(config, key) >= 1, source, f"server.{key}", "positive")
+    need = "0 (the kernel's default) or more"
+    _check(config.udp_receive_buffer >= 0, source, "server.udp_receive_buffer", need)
     for key in ("tcp_max_clients_per_ip", "tcp_max_queries"):
         _check(getattr(config, key) >= 0, source, f"server.{key}", "0 (no limit) or more")
     for key in ("tcp_idle_timeout", "tcp_max_duration", "reload_interval", "shutdown_timeout"):

@@ -161,6 +161,23 @@ class Source(Protocol):
     def serials(self) -> dict[str, int]: ...
     def cache_entries(self) -> dict[str, int]: ...
     def tcp_connections(self) -> int: ...
+    def udp_drops(self) -> int: ...
+
+
+def kernel_udp_drops(inodes: set[int]) -> int:
+    """Datagrams the kernel dropped on our UDP sockets (receive buffer full), from /proc."""
+    total = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as rows:
+                next(rows)
+                for row in rows:
+                    fields = row.split()
+                    if int(fields[9]) in inodes:
+                        total += int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def _counter(name: str, doc: str, labels: Iterable[str], rows: Iterable[Any]) -> Metric:
@@ -260,6 +277,7 @@ class Collector:
                 ("unreadable_tcp", c.silent[1]),
                 ("rrl", c.rrl_dropped),
                 ("send_buffer_full", c.send_overload),
+                ("receive_buffer_full", src.udp_drops()),
             ],
         )
         yield _counter(

@@ -22,7 +22,7 @@ from enumserver import config as configuration
 from enumserver import logs
 from enumserver.config import Config, parse_address
 from enumserver.engine import Engine
-from enumserver.metrics import Counters, Histogram, MetricsServer
+from enumserver.metrics import Counters, Histogram, MetricsServer, kernel_udp_drops
 from enumserver.rrl import SLIP, ConnectionLimits, RateLimiter
 from enumserver.wire import truncated_response
 
@@ -217,6 +217,7 @@ class DnsServer:
         self.latency: tuple[Histogram, Histogram] | None = None
         self.metrics: MetricsServer | None = None
         self.listeners: dict[str, Listener] = {}
+        self.udp_inodes: set[int] = set()
         self.tcp: ConnectionLimits[TcpProtocol] = ConnectionLimits(self.counters)
         self.stopping = asyncio.Event()
         self.reloading = asyncio.Lock()
@@ -249,6 +250,9 @@ class DnsServer:
     def tcp_connections(self) -> int:
         return len(self.tcp.open)
 
+    def udp_drops(self) -> int:
+        return kernel_udp_drops(self.udp_inodes)
+
     def ready(self) -> str | None:
         """None when serving, else what is missing (the /ready endpoint)."""
         if self.stopping.is_set():
@@ -263,9 +267,18 @@ class DnsServer:
         host, port = parse_address(text)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         v6 = family == socket.AF_INET6
-        udp, _ = await loop.create_datagram_endpoint(
-            lambda: UdpProtocol(self, v6), local_addr=(host, port), family=family
-        )
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if v6:  # like TCP: [::] and 0.0.0.0 may both be listed
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if self.config.udp_receive_buffer:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.udp_receive_buffer)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        self.udp_inodes.add(os.fstat(sock.fileno()).st_ino)
+        udp, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(self, v6), sock=sock)
         try:
             tcp = await loop.create_server(
                 lambda: TcpProtocol(self),
