@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from enumserver import config as configuration
-from enumserver import logs
+from enumserver import extensions, logs
 from enumserver.config import Config, parse_address
 from enumserver.engine import Engine
 from enumserver.metrics import Counters, Histogram, MetricsServer, kernel_udp_drops
@@ -75,10 +75,12 @@ class UdpProtocol(asyncio.DatagramProtocol):
                     self._send(truncated_response(data, server.engine.max_payload), addr)
                 return
         try:
-            response = server.engine.handle(data, False, self.v6)
+            response = server.engine.handle(data, False, self.v6, addr)  # type: ignore[arg-type]
         except Exception:
             log.exception("unexpected error on a UDP query")
             return
+        if isinstance(response, list):  # several messages are a TCP-only answer (transfers)
+            response = response[0] if response else None
         self._send(response, addr)
         if latency is not None:
             latency[0].observe(time.perf_counter_ns() - started)
@@ -106,6 +108,7 @@ class TcpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.timers: list[asyncio.TimerHandle] = []
         self.client = ""
+        self.peer: tuple[str, int] | None = None
         self.v6 = False
         self.queries = 0
         self.writing_paused = False
@@ -115,6 +118,7 @@ class TcpProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if peer else ""
+        self.peer = (self.client, int(peer[1])) if peer else None
         self.v6 = ":" in self.client
         cfg = self.server.config
         reason = "stopping" if self.server.stopping.is_set() else None
@@ -175,14 +179,16 @@ class TcpProtocol(asyncio.Protocol):
             message = bytes(self.buffer[2 : 2 + size])
             del self.buffer[: 2 + size]
             try:
-                response = server.engine.handle(message, True, self.v6)
+                response = server.engine.handle(message, True, self.v6, self.peer)
             except Exception:
                 log.exception("unexpected error on a TCP query")
                 response = None
-            if response is None or self.transport is None:
+            if not response or self.transport is None:
                 self.close()  # nothing sensible to say: hang up, as for a response packet
                 return
-            self.transport.write(struct.pack("!H", len(response)) + response)
+            messages = response if isinstance(response, list) else [response]
+            self.transport.write(b"".join(struct.pack("!H", len(m)) + m for m in messages))
+            response = messages[-1]
             if server.latency is not None:
                 server.latency[1].observe(time.perf_counter_ns() - started)
             if server.querylog is not None:
@@ -224,9 +230,11 @@ class DnsServer:
         self._apply_limits(None, config)
 
     def _engine(self, config: Config) -> Engine:
-        return Engine(
+        engine = Engine(
             config.store, config.zones, config.edns_max_payload, config.cache_size, self.counters
         )
+        extensions.install(engine, config)
+        return engine
 
     def _apply_limits(self, old: Config | None, config: Config) -> None:
         """RRL, query log and latency timing from the configuration (start and reload)."""
