@@ -65,55 +65,50 @@ def _public(row: dict[str, Any] | None, *drop: str) -> dict[str, Any] | None:
     return None if row is None else {k: v for k, v in row.items() if k not in drop}
 
 
-@operation("set", "operator")
-def set_operator(change: Change, fields: dict[str, Any], rec: Recorder) -> None:
-    _required(fields, "ty")
+def _set_operator(change: Change, fields: dict[str, Any], rec: Recorder, kind: str) -> None:
+    """Add or change a TY or a PO; fields not given keep their value."""
+    _required(fields, "ty", *(("host_ty",) if kind == "PO" else ()))
     ty = rules.ty_id(fields["ty"])
+    host = rules.ty_id(fields["host_ty"]) if kind == "PO" else None
+    if host is not None:
+        _operator(change, host, "TY")
     old = change.get("operators", ty=ty)
-    if old is not None and old["kind"] != "TY":
-        raise OpError(f"{ty} is a service operator (PO): change it with 'zonetools po add'")
+    if old is not None and old["kind"] != kind:
+        hint = "zonetools po add" if old["kind"] == "PO" else "zonetools operator add"
+        raise OpError(f"{ty} is a {old['kind']}, not a {kind}: change it with '{hint}'")
     if old is None:
         _required(fields, "name")
+
+    def value(key: str) -> Any:
+        return fields[key] if fields.get(key) is not None else (old or {}).get(key)
+
     record = {
         "ty": ty,
-        "kind": "TY",
-        "host_ty": None,
-        "name": str(fields.get("name") or (old and old["name"])),
-        "routing_number": _routing_number(
-            fields.get("routing_number", old and old["routing_number"])
-        ),
-        "sip_domain": _sip_domain(fields.get("sip_domain", old and old["sip_domain"])),
-        "joined": str(fields.get("joined") or (old and old["joined"]) or dt.date.today()),
-        "openstack": int(bool(fields.get("openstack", old and old["openstack"]))),
+        "kind": kind,
+        "host_ty": host,
+        "name": str(value("name")),
+        "routing_number": _routing_number(value("routing_number")),
+        "sip_domain": _sip_domain(value("sip_domain")),
+        "joined": str(value("joined") or dt.date.today()),
+        "openstack": int(bool(value("openstack"))) if kind == "TY" else 0,
     }
     if change.put("operators", record):
-        rec.record("operator", ty, _public(old), _public(change.get("operators", ty=ty)))
+        rec.record(
+            kind.lower() if kind == "PO" else "operator",
+            ty,
+            _public(old),
+            _public(change.get("operators", ty=ty)),
+        )
+
+
+@operation("set", "operator")
+def set_operator(change: Change, fields: dict[str, Any], rec: Recorder) -> None:
+    _set_operator(change, fields, rec, "TY")
 
 
 @operation("set", "po")
 def set_po(change: Change, fields: dict[str, Any], rec: Recorder) -> None:
-    _required(fields, "ty", "host_ty")
-    ty, host = rules.ty_id(fields["ty"]), rules.ty_id(fields["host_ty"])
-    _operator(change, host, "TY")
-    old = change.get("operators", ty=ty)
-    if old is not None and old["kind"] != "PO":
-        raise OpError(f"{ty} is a TY, not a service operator")
-    if old is None:
-        _required(fields, "name")
-    record = {
-        "ty": ty,
-        "kind": "PO",
-        "host_ty": host,
-        "name": str(fields.get("name") or (old and old["name"])),
-        "routing_number": _routing_number(
-            fields.get("routing_number", old and old["routing_number"])
-        ),
-        "sip_domain": _sip_domain(fields.get("sip_domain", old and old["sip_domain"])),
-        "joined": str(fields.get("joined") or (old and old["joined"]) or dt.date.today()),
-        "openstack": 0,
-    }
-    if change.put("operators", record):
-        rec.record("po", ty, _public(old), _public(change.get("operators", ty=ty)))
+    _set_operator(change, fields, rec, "PO")
 
 
 def _remove_operator(change: Change, fields: dict[str, Any], rec: Recorder, kind: str) -> None:
@@ -329,10 +324,12 @@ def set_tier2(change: Change, fields: dict[str, Any], rec: Recorder) -> None:
             reasons.append(f"server {server!r} is not a mapping (host, ipv4, ipv6, ttl)")
             continue
         entry: dict[str, Any] = {"host": None, "ipv4": None, "ipv6": None, "ttl": 3600}
-        for key, check in (("host", rules.host_name),
-                           ("ipv4", lambda v: rules.address(v, 4)),
-                           ("ipv6", lambda v: rules.address(v, 6)),
-                           ("ttl", rules.ttl)):  # fmt: skip
+        for key, check in (
+            ("host", rules.host_name),
+            ("ipv4", lambda v: rules.address(v, 4)),
+            ("ipv6", lambda v: rules.address(v, 6)),
+            ("ttl", rules.ttl),
+        ):
             if server.get(key) not in (None, ""):
                 try:
                     entry[key] = check(server[key])
