@@ -167,7 +167,7 @@ class Source(Protocol):
 def kernel_udp_drops(inodes: set[int]) -> int:
     """Datagrams the kernel dropped on our UDP sockets (receive buffer full), from /proc."""
     total = 0
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
+    for table in ("/proc/self/net/udp", "/proc/self/net/udp6"):
         try:
             with open(table) as rows:
                 next(rows)

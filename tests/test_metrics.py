@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -100,3 +101,10 @@ def test_health_and_ready_endpoints(metered: tuple[RunningServer, int]) -> None:
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing", timeout=5)
     assert missing.value.code == 404
+
+
+def test_every_metric_is_documented_in_operations_md(metered: tuple[RunningServer, int]) -> None:
+    names = re.findall(r"^# TYPE (enum_\w+) ", scrape(metered[1]).text, re.M)
+    assert len(names) > 20
+    operations = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    assert [name for name in names if f"`{name}`" not in operations] == []
