@@ -283,8 +283,8 @@ def error_response(query: Query, rcode: int, max_payload: int) -> bytes:
     """FORMERR/NOTIMP/REFUSED/BADVERS: header, the question when it was read, OPT when sent."""
     ext = rcode >> 4
     opt = _opt(query, max_payload, ext) if query.edns and query.error != FORMERR else b""
-    if query.opcode == 5 and query.qtype != 6:
-        query.question = b""  # an UPDATE's zone section names an SOA, else it is not echoed
+    if query.opcode == 5 and (query.qtype != 6 or query.qclass in (254, 255)):
+        query.question = b""  # an UPDATE's zone names an SOA of a real class, else not echoed
     qd = 1 if query.question else 0
     header = _HEADER.pack(query.id, _flags(query, False, False, rcode), qd, 0, 0, 1 if opt else 0)
     return header + query.question + opt
