@@ -24,45 +24,92 @@ class NumberError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PlanEntry:
-    """One block of the national numbering plan: national prefix (without 0) and NSN lengths."""
+    """One block of the national numbering plan: national prefix (without 0) and NSN lengths.
+
+    ``group`` names a price or service group inside the kind (e.g. the payment-services blocks
+    0606, 0707 and 0708 of the premium-rate numbers), empty when the block has none.
+    """
 
     prefix: str
     kind: str
     min_nsn: int
     max_nsn: int
+    group: str = ""
 
 
-# Finnish numbering plan (Traficom regulation 32), national significant numbers (no leading 0).
-# Lengths are those the plan allows for the block; the longest matching prefix wins.
+# What each kind is: whether it is a service number (its owner routes and counts its calls,
+# see docs/service-numbers.md) and a one-line description. The keys are every value kind_of()
+# returns, so a metrics label built from a kind has a bounded set of values.
+KINDS: dict[str, tuple[bool, str]] = {
+    "geographic": (False, "geographic subscriber number (area code)"),
+    "mobile": (False, "mobile subscriber number"),
+    "business": (True, "national business number: one number for the whole company"),
+    "free": (True, "free service number: the callee pays"),
+    "premium-errands": (True, "premium-rate service number for errands and information"),
+    "premium-entertainment": (True, "premium-rate service number for entertainment only"),
+    "non-profit": (True, "cheap public-interest service number (service group I)"),
+    "directory": (True, "directory enquiry service number"),
+    "errands": (True, "service number for consulting and ordering at the normal price"),
+    "unknown": (False, "not in the Finnish numbering plan"),
+}
+SERVICE_KINDS = frozenset(kind for kind, (service, _) in KINDS.items() if service)
+
+
+def _blocks(kind: str, low: int, high: int, *prefixes: str, group: str = "") -> list[PlanEntry]:
+    return [PlanEntry(prefix, kind, low, high, group) for prefix in prefixes]
+
+
+# Finnish numbering plan (Traficom regulation 32; barring groups of regulation 35), national
+# significant numbers (no leading 0). The longest matching prefix wins. Blocks longer than
+# three digits keep the lengths of their three-digit parent, so the length check can look at
+# the first three digits only (zonetools.rules.nsn_lengths).
 PLAN: tuple[PlanEntry, ...] = (
-    PlanEntry("2", "geographic", 6, 10),
-    PlanEntry("3", "geographic", 6, 10),
-    PlanEntry("5", "geographic", 6, 10),
-    PlanEntry("6", "geographic", 6, 10),
-    PlanEntry("8", "geographic", 6, 10),
-    PlanEntry("9", "geographic", 6, 10),
-    *(PlanEntry(f"1{d}", "geographic", 6, 10) for d in "3456789"),
-    *(PlanEntry(f"4{d}", "mobile", 7, 10) for d in "0123456"),
-    PlanEntry("457", "mobile", 7, 10),
-    PlanEntry("50", "mobile", 7, 10),
-    PlanEntry("800", "free", 6, 10),
-    PlanEntry("600", "premium-errands", 6, 10),
-    PlanEntry("606", "premium-errands", 6, 10),
-    PlanEntry("700", "premium-entertainment", 6, 10),
-    PlanEntry("707", "premium-entertainment", 6, 10),
-    PlanEntry("708", "premium-entertainment", 6, 10),
-    PlanEntry("100", "non-profit", 6, 10),
-    PlanEntry("200", "non-profit", 6, 10),
-    PlanEntry("300", "non-profit", 6, 10),
-    PlanEntry("75", "non-profit", 6, 10),
-    *(PlanEntry(f"10{d}", "business", 5, 10) for d in "123456789"),
-    *(PlanEntry(f"20{d}", "business", 5, 10) for d in "123456789"),
-    PlanEntry("29", "business", 5, 10),
-    *(PlanEntry(f"30{d}", "business", 5, 10) for d in "123456789"),
-    PlanEntry("71", "business", 5, 10),
-    PlanEntry("73", "business", 5, 10),
+    *_blocks("geographic", 6, 10, "2", "3", "5", "6", "8", "9"),
+    *_blocks("geographic", 6, 10, *(f"1{d}" for d in "3456789")),
+    *_blocks("mobile", 7, 10, *(f"4{d}" for d in "0123456"), "457", "50"),
+    *_blocks("free", 6, 10, "800"),
+    *_blocks("premium-errands", 6, 10, "600"),
+    *_blocks("premium-errands", 6, 10, "606", group="payment services (0606)"),
+    *_blocks("premium-entertainment", 6, 10, "700"),
+    *_blocks("premium-entertainment", 6, 10, "707", group="payment services (0707)"),
+    *_blocks("premium-entertainment", 6, 10, "708", group="payment services (0708)"),
+    # 010x, 020x, 029, 030x, 071, 073: national business numbers, with service blocks inside
+    *_blocks("business", 5, 10, *(f"10{d}" for d in "123456789"), "29", "71", "73"),
+    *_blocks("business", 5, 10, *(f"20{d}" for d in "123456789")),
+    *_blocks("business", 5, 10, *(f"30{d}" for d in "123456789")),
+    *_blocks("non-profit", 6, 10, "100", "200", "300"),
+    *_blocks("directory", 6, 10, "100100"),
+    *_blocks("directory", 5, 10, "2020"),  # 02020x, 020208 (international switching)
+    *_blocks("non-profit", 5, 10, "2022", "2023"),
+    *_blocks("errands", 5, 10, "2098", "2099", group="service group II"),
+    # 075: service numbers; blocks 0750-0759 in five series (075 00x, 075 30x, 075 32x,
+    # 075 75x, 075 98x): x=0 directory, x=1 non-profit, x=2 errands, x=3-9 business numbers
+    *_blocks("non-profit", 6, 10, "75"),
+    *_blocks("directory", 6, 10, "751", "752"),
+    *(
+        entry
+        for series in ("7500", "7530", "7532", "7575", "7598")
+        for entry in (
+            PlanEntry(f"{series}0", "directory", 6, 10),
+            PlanEntry(f"{series}1", "non-profit", 6, 10),
+            PlanEntry(f"{series}2", "errands", 6, 10, "service group II"),
+            *_blocks("business", 6, 10, *(f"{series}{d}" for d in "3456789")),
+        )
+    ),
 )
 _PLAN_BY_PREFIX = {entry.prefix: entry for entry in PLAN}
+_LONGEST_PREFIX = max(len(entry.prefix) for entry in PLAN)
+
+
+@dataclass(frozen=True, slots=True)
+class NumberClass:
+    """How the numbering plan classifies a number: kind, block, group, service or not."""
+
+    kind: str
+    block: str  # national form of the plan block, e.g. '0800'
+    group: str
+    service: bool
+    description: str
 
 
 def normalise(text: str) -> str:
@@ -87,11 +134,11 @@ def normalise(text: str) -> str:
 
 
 def plan_entry(digits: str) -> PlanEntry | None:
-    """The numbering-plan block of a Finnish number in E.164 digits, or None."""
+    """The numbering-plan block of a Finnish number (or prefix) in E.164 digits, or None."""
     if not digits.startswith(COUNTRY_CODE):
         return None
     nsn = digits[len(COUNTRY_CODE) :]
-    for size in range(min(len(nsn), 3), 0, -1):
+    for size in range(min(len(nsn), _LONGEST_PREFIX), 0, -1):
         entry = _PLAN_BY_PREFIX.get(nsn[:size])
         if entry is not None:
             return entry
@@ -99,9 +146,26 @@ def plan_entry(digits: str) -> PlanEntry | None:
 
 
 def kind_of(digits: str) -> str:
-    """Kind of a Finnish number ('mobile', 'geographic', 'free', ...) or 'unknown'."""
+    """Kind of a Finnish number ('mobile', 'geographic', 'free', ...; a key of KINDS).
+
+    Bounded values, so usable as a metrics label; 'unknown' outside the plan.
+    """
     entry = plan_entry(digits)
     return entry.kind if entry else "unknown"
+
+
+def is_service(digits: str) -> bool:
+    """Whether a number is a service number (free, premium, cheap, directory, business...)."""
+    return kind_of(digits) in SERVICE_KINDS
+
+
+def classify(digits: str) -> NumberClass:
+    """The full classification of a number: kind, plan block, price group, description."""
+    entry = plan_entry(digits)
+    kind = entry.kind if entry else "unknown"
+    service, description = KINDS[kind]
+    block = "0" + entry.prefix if entry else ""
+    return NumberClass(kind, block, entry.group if entry else "", service, description)
 
 
 def default_lengths(prefix: str) -> tuple[int, int]:
