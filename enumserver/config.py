@@ -52,6 +52,16 @@ class RrlConfig:
 
 
 @dataclass(frozen=True)
+class StatsConfig:
+    """``[stats]``: query counts of service and scheduled numbers (docs/service-numbers.md)."""
+
+    enabled: bool = True
+    path: str = ""  # default: <store>.stats.sqlite
+    flush_interval: float = 5.0
+    retention_days: int = 90
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything `enumserver serve` needs. Keys of the [server] table have these names."""
 
@@ -74,6 +84,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     rrl: RrlConfig = field(default_factory=RrlConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
 
     def with_overrides(self, **values: Any) -> Config:
         """A copy with the given (non-None) values replaced, validated again."""
@@ -81,7 +92,12 @@ class Config:
         return validate(replace(self, **changed), "flags")
 
 
-SECTIONS: dict[str, type] = {"metrics": MetricsConfig, "log": LogConfig, "rrl": RrlConfig}
+SECTIONS: dict[str, type] = {
+    "metrics": MetricsConfig,
+    "log": LogConfig,
+    "rrl": RrlConfig,
+    "stats": StatsConfig,
+}
 
 
 def parse_address(text: str, key: str = "listen") -> tuple[str, int]:
@@ -135,6 +151,9 @@ def validate(config: Config, source: str) -> Config:
     _check(8 <= rrl.ipv4_prefix <= 32, source, "rrl.ipv4_prefix", "8..32")
     _check(16 <= rrl.ipv6_prefix <= 128, source, "rrl.ipv6_prefix", "16..128")
     _check(rrl.table_size >= 1, source, "rrl.table_size", "positive")
+    stats = config.stats
+    _check(stats.flush_interval > 0, source, "stats.flush_interval", "positive (seconds)")
+    _check(stats.retention_days >= 1, source, "stats.retention_days", "1 (day) or more")
     return config
 
 
@@ -188,6 +207,8 @@ def load(path: str | Path | None) -> Config:
         values[name] = cls(**_table(cls, data.get(name, {}), name, path))
     if "store" in values and not Path(values["store"]).is_absolute():
         values["store"] = str(path.parent / values["store"])
+    if values["stats"].path and not Path(values["stats"].path).is_absolute():
+        values["stats"] = replace(values["stats"], path=str(path.parent / values["stats"].path))
     return validate(Config(**values), str(path))
 
 

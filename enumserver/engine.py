@@ -4,17 +4,25 @@ Fast path: the whole query after its ID is looked up in a response cache (bytes 
 a hit costs one dict lookup and one concatenation. Miss path: parse, then the encoded-sections
 cache keyed by the lowercased question, then pure resolution. Both caches are dropped the
 moment the store's zone serials change.
+
+Answers that depend on the clock (scheduled numbers: ``Answer.expires``) or whose queries are
+counted (``Answer.counted``) never enter the response cache; in the sections cache an entry
+with an expiry is dropped once it is reached, and counted answers are tallied on every query.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from enumserver.metrics import NO_ZONE, Counters
 from enumserver.resolve import SERVFAIL, View, resolve, zones_by_apex
 from enumserver.store import Snapshot, StoreError, StoreReader
+from enumserver.store.stats import QueryTally
 from enumserver.wire import (
     FORMERR,
     NOTIMP,
@@ -43,6 +51,26 @@ Handler = Callable[[bytes, Query, Peer | None, bool], "bytes | list[bytes] | Non
 SPECIAL_OPCODES = {4: "notify", 5: "update"}
 
 Entry = tuple[bytes, list[int]]  # response after its ID, the [IPv4, IPv6] tally it counts in
+# Encoded sections, zone, kind, expiry (epoch; None: until the serial changes), counted number
+Sections = tuple[Body, str, str, float | None, tuple[str, str] | None]
+FAKE_TIME = "ENUMSERVER_FAKE_TIME"
+
+
+def clock_from_env(warn: bool = True) -> Callable[[], float]:
+    """time.time, or for tests only a fixed clock: $ENUMSERVER_FAKE_TIME (ISO 8601 or epoch)."""
+    text = os.environ.get(FAKE_TIME)
+    if not text:
+        return time.time
+    try:
+        fixed = float(text)
+    except ValueError:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError(f"{FAKE_TIME}={text!r} needs a time zone (Z or +hh:mm)") from None
+        fixed = moment.timestamp()
+    if warn:
+        log.warning("%s set: the clock is fixed at %s (for tests only)", FAKE_TIME, text)
+    return lambda: fixed
 
 
 class Engine:
@@ -63,7 +91,9 @@ class Engine:
         self.counters = counters if counters is not None else Counters()
         self.udp_cache: dict[bytes, Entry] = {}
         self.tcp_cache: dict[bytes, Entry] = {}
-        self.bodies: dict[bytes, tuple[Body, str, str]] = {}
+        self.bodies: dict[bytes, Sections] = {}
+        self.clock = clock_from_env()
+        self.tally = QueryTally()
         self.serials: dict[str, int] = {}
         self.apexes: dict[str, str] = {}
         self.handlers: dict[str, Handler] = {}
@@ -186,18 +216,23 @@ class Engine:
             kind = "refused" if found == REFUSED else "error"
             counters.tally(NO_ZONE, tcp, query.qtype, found, kind)[v6] += 1
             return error_response(query, found, self.max_payload)
-        body, zone, kind = found
+        body, zone, kind, expires, counted = found
         limit = TCP_LIMIT if tcp else udp_limit(query, self.max_payload)
         response = encode_response(query, body, limit, self.max_payload)
         tally = counters.tally(zone, tcp, query.qtype, body.rcode, kind)
         tally[v6] += 1
+        if counted is not None:  # never in the response cache: every query is counted here
+            self.tally.add(self.clock(), counted[0], counted[1], peer[0] if peer else None)
+            return response
+        if expires is not None:
+            return response
         cache = self.tcp_cache if tcp else self.udp_cache
         if len(cache) >= self.cache_size:
             del cache[next(iter(cache))]
         cache[data[2:]] = (response[2:], tally)
         return response
 
-    def _body(self, query: Query, tcp: bool) -> tuple[Body, str, str] | int:
+    def _body(self, query: Query, tcp: bool) -> Sections | int:
         """Encoded sections, zone and kind for the question, or an rcode we answer instead."""
         if query.qclass != IN:
             return REFUSED
@@ -209,12 +244,15 @@ class Engine:
         key = query.key
         found = self.bodies.get(key)
         if found is not None:
-            self.counters.section_hits += 1
-            return found
+            if found[3] is None or self.clock() < found[3]:
+                self.counters.section_hits += 1
+                return found
+            del self.bodies[key]  # a scheduled answer whose TTLs would pass the next switch
         self.counters.section_misses += 1
-        answer = resolve(query.labels, qtype, self.view)
+        answer = resolve(query.labels, qtype, self.view, self.clock())
         zone = self.apexes.get(answer.zone, NO_ZONE) if answer.zone else NO_ZONE
-        found = (encode_body(answer, query.offsets), zone, answer.kind.value)
+        body = encode_body(answer, query.offsets)
+        found = (body, zone, answer.kind.value, answer.expires, answer.counted)
         if len(self.bodies) >= self.cache_size:
             del self.bodies[next(iter(self.bodies))]
         self.bodies[key] = found

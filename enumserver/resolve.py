@@ -1,18 +1,22 @@
 """Pure resolution: (question name labels, type, store view) -> Answer. Every DNS rule lives here.
 
-No sockets, no bytes. Owner names are expressed relative to the question name (``owner`` = how
-many leading labels of the question to drop), so the wire layer can point at the client's own
-spelling of the name and keep its case.
+No sockets, no bytes, no clock: the moment of the question is an argument (``now``), which
+only scheduled numbers read. Owner names are expressed relative to the question name (``owner``
+= how many leading labels of the question to drop), so the wire layer can point at the client's
+own spelling of the name and keep its case.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
 from enumserver.model import Operator, Route, Tier2Server, Zone
+from enumserver.numbers import SERVICE_KINDS, kind_of
+from enumserver.schedule import Schedule, epoch, evaluate
 from enumserver.store import Snapshot
 
 # RR types and rcodes used here (RFC 1035, 3403, 3596, 6891).
@@ -76,7 +80,13 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The complete result of a question: rcode, AA and the three sections."""
+    """The complete result of a question: rcode, AA and the three sections.
+
+    ``expires``: for an answer that depends on the clock (a scheduled number), the epoch time
+    after which it must not be served as it is (its TTLs would reach past the next switch).
+    ``counted``: (number, serving TY) of an answer whose queries are counted (service numbers
+    and scheduled numbers, see docs/service-numbers.md).
+    """
 
     kind: Kind
     rcode: int
@@ -85,6 +95,8 @@ class Answer:
     authority: tuple[Record, ...] = ()
     additional: tuple[Record, ...] = ()
     zone: str | None = None
+    expires: float | None = None
+    counted: tuple[str, str] | None = None
 
 
 REFUSED_ANSWER = Answer(Kind.REFUSED, REFUSED, False)
@@ -118,13 +130,20 @@ def zones_by_apex(zones: Sequence[Zone]) -> dict[tuple[str, ...], Zone]:
     return index
 
 
-def resolve(labels: Sequence[str], qtype: int, view: View) -> Answer:
-    """Answer a question given as lowercased labels (no root label) and a type."""
+def resolve(
+    labels: Sequence[str], qtype: int, view: View, now: float | dt.datetime | None = None
+) -> Answer:
+    """Answer a question given as lowercased labels (no root label) and a type.
+
+    ``now`` (epoch seconds or an aware datetime) is the moment of the question; without it,
+    the moment the snapshot was read.
+    """
     zones = view.zones
     for cut in range(len(labels) + 1):
         zone = zones.get(tuple(labels[cut:]))
         if zone is not None:
-            return _in_zone(zone, labels[:cut], qtype, view)
+            moment = view.snapshot.taken_at if now is None else epoch(now)
+            return _in_zone(zone, labels[:cut], qtype, view, moment)
     return REFUSED_ANSWER
 
 
@@ -153,7 +172,7 @@ def _apex(zone: Zone, qtype: int) -> Answer:
     return Answer(Kind.ANSWER, NOERROR, True, answer=tuple(records), zone=zone.name)
 
 
-def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View) -> Answer:
+def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View, now: float) -> Answer:
     """Resolve inside a zone; ``below`` are the question's labels under the apex."""
     if not below:
         return _apex(zone, qtype)
@@ -186,10 +205,12 @@ def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View) -> Answer
     if holder is not None:
         if qtype not in (NAPTR, ANY):
             return _negative(zone, Kind.NODATA, apex_owner)
-        records = number.naptrs(digits, holder)
+        records, expires, scheduled = number.naptrs_at(digits, holder, now)
         if not records:
             return _negative(zone, Kind.NODATA, apex_owner)
-        return Answer(Kind.ANSWER, NOERROR, True, answer=records, zone=zone.name)
+        counted = (digits, holder) if scheduled or kind_of(digits) in SERVICE_KINDS else None
+        ok, name = Kind.ANSWER, zone.name
+        return Answer(ok, NOERROR, True, records, zone=name, expires=expires, counted=counted)
     if number.is_empty_non_terminal(digits):
         return _negative(zone, Kind.NODATA, apex_owner)
     return _negative(zone, Kind.NXDOMAIN, apex_owner)
@@ -289,22 +310,66 @@ class NumberView:
             zone=self.zone.name,
         )
 
-    def naptrs(self, digits: str, holder: str) -> tuple[Record, ...]:
-        """NAPTR records: the holder's per-number routes, else its (or its host's) templates."""
-        operator, host = self.operator_chain(holder)
+    def routes_of(self, digits: str, holder: str) -> Sequence[Route]:
+        """The holder's per-number routes, else its (or its host's) templates."""
         routes: Sequence[Route] = ()
         if self.snapshot.has_number_routes:
             routes = [r for r in self.lookups.number_routes(digits) if r.ty == holder]
         if not routes:
+            host = self.operator_chain(holder)[1]
             routes = self.snapshot.templates.get(holder, ())
             if not routes and host is not None:
                 routes = self.snapshot.templates.get(host.ty, ())
-        fields = _template_fields(digits, operator, host)
+        return routes
+
+    def schedule_of(self, digits: str, holder: str) -> tuple[Schedule | None, Sequence[Route]]:
+        """The schedule that answers for a number, else its routes. Most specific first: its
+        own schedule, its own routes, its longest range's schedule, the templates; only the
+        serving operator's schedules count (a ported-out number leaves its old one's behind)."""
+        snapshot = self.snapshot
+        schedule = snapshot.schedules.get(digits) if snapshot.schedules else None
+        if schedule is not None and schedule.ty == holder:
+            return schedule, ()
+        routes = self.routes_of(digits, holder)
+        if snapshot.range_schedules and (not routes or routes[0].number is None):
+            schedule = snapshot.range_schedule_of(digits)
+            if schedule is not None and schedule.ty == holder:
+                return schedule, ()
+        return None, routes
+
+    def naptrs(self, digits: str, holder: str) -> tuple[Record, ...]:
+        """NAPTR records of the holder's own routes, else of its (or its host's) templates."""
+        return self._records(digits, holder, self.routes_of(digits, holder), None, 0.0)
+
+    def naptrs_at(
+        self, digits: str, holder: str, now: float
+    ) -> tuple[tuple[Record, ...], float | None, bool]:
+        """(NAPTR records, expiry, scheduled) at a moment: a schedule's set in force, with every
+        TTL capped at the seconds left until its next switch (at least 1), else the routes."""
+        schedule, routes = self.schedule_of(digits, holder)
+        if schedule is None:
+            return self._records(digits, holder, routes, None, now), None, False
+        name, switch = evaluate(schedule, now)
+        records = self._records(digits, holder, schedule.route_sets[name], switch, now)
+        if switch is None or not records:
+            return records, None, True
+        return records, switch - max(record.ttl for record in records), True
+
+    def _records(
+        self,
+        digits: str,
+        holder: str,
+        routes: Sequence[Route],
+        switch: float | None,
+        now: float,
+    ) -> tuple[Record, ...]:
+        fields = _template_fields(digits, *self.operator_chain(holder))
+        cap = None if switch is None else max(1, int(switch - now))
         return tuple(
             Record(
                 0,
                 NAPTR,
-                route.ttl,
+                route.ttl if cap is None else min(route.ttl, cap),
                 Naptr(
                     route.order,
                     route.preference,

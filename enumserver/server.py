@@ -24,6 +24,7 @@ from enumserver.config import Config, parse_address
 from enumserver.engine import Engine
 from enumserver.metrics import Counters, Histogram, MetricsServer, kernel_udp_drops
 from enumserver.rrl import SLIP, ConnectionLimits, RateLimiter
+from enumserver.store import stats
 from enumserver.wire import truncated_response
 
 log = logging.getLogger("enumserver")
@@ -419,9 +420,11 @@ async def _main(config: Config, loader: Callable[[], Config] | None) -> None:
         task.add_done_callback(tasks.discard)
 
     loop.add_signal_handler(signal.SIGHUP, hangup)
+    counting = loop.create_task(stats.flush_loop(server))  # query counts -> the stats file
     await server.reload_loop()
     log.info("stopping: draining %d TCP connection(s)", len(server.tcp.open))
     await server.stop()
+    await counting  # the last counts
     log.info("stopped")
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from enumserver.model import NumberRange, Operator, Route, Tier2Server, Zone
+from enumserver.schedule import Schedule, ScheduleError, parse
 from enumserver.store.schema import SCHEMA_VERSION
 
 
@@ -30,11 +33,23 @@ class Snapshot:
     range_lengths: tuple[int, ...]
     range_ancestors: frozenset[str] = field(default_factory=frozenset)
     has_number_routes: bool = True
+    schedules: dict[str, Schedule] = field(default_factory=dict)  # by number
+    range_schedules: dict[str, Schedule] = field(default_factory=dict)  # by range prefix
+    range_schedule_lengths: tuple[int, ...] = ()
+    taken_at: float = 0.0  # when it was read (epoch): the moment of answers asked without one
 
     @property
     def serials(self) -> dict[str, int]:
         """Serial of every zone, by zone name."""
         return {name: zone.serial for name, zone in self.zones.items()}
+
+    def range_schedule_of(self, digits: str) -> Schedule | None:
+        """The schedule of the longest range prefix of the digits, or None."""
+        for size in self.range_schedule_lengths:
+            found = self.range_schedules.get(digits[:size])
+            if found is not None and size <= len(digits):
+                return found
+        return None
 
     def range_of(self, digits: str) -> NumberRange | None:
         """The range with the longest prefix of the digits, or None."""
@@ -158,6 +173,7 @@ class StoreReader:
             }
             sql = "SELECT EXISTS (SELECT 1 FROM routes WHERE number IS NOT NULL)"
             has_number_routes = bool(conn.execute(sql).fetchone()[0])
+            schedules = self._schedules()
         finally:
             if own_transaction:
                 conn.execute("COMMIT")
@@ -171,7 +187,25 @@ class StoreReader:
             range_lengths=tuple(sorted({len(p) for p in ranges}, reverse=True)),
             range_ancestors=ancestors,
             has_number_routes=has_number_routes,
+            schedules=schedules["number"],
+            range_schedules=schedules["range"],
+            range_schedule_lengths=tuple(sorted(map(len, schedules["range"]), reverse=True)),
+            taken_at=time.time(),
         )
+
+    def _schedules(self) -> dict[str, dict[str, Schedule]]:
+        """Schedules by scope ('number', 'range') and target digits (a store without the
+        table, made before schedules existed, has none)."""
+        found: dict[str, dict[str, Schedule]] = {"number": {}, "range": {}}
+        sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schedules'"
+        if self.conn.execute(sql).fetchone() is None:
+            return found
+        for row in self.conn.execute("SELECT scope, target, ty, body FROM schedules"):
+            try:
+                found[row["scope"]][row["target"]] = parse(json.loads(row["body"]), row["ty"])
+            except (ScheduleError, ValueError, KeyError) as exc:
+                raise StoreError(f"schedule of {row['scope']} +{row['target']}: {exc}") from exc
+        return found
 
     def recipient_of(self, digits: str) -> str | None:
         """The TY a number was ported to, or None when it is not ported."""
@@ -265,6 +299,14 @@ class Catalog:
     def zone(self, name: str) -> dict[str, Any] | None:
         rows = self._rows("zones", "name = ?", [name])
         return rows[0] if rows else None
+
+    def schedules(self, ty: str | None = None) -> list[dict[str, Any]]:
+        """Schedules (scope, target, ty, body as a dict), of one operator or all."""
+        if not self.db["schedules"].exists():
+            return []
+        where, args = ("ty = ?", [ty]) if ty is not None else (None, [])
+        rows = self._rows("schedules", where, args, order="scope, target")
+        return [{**row, "body": json.loads(row["body"])} for row in rows]
 
     def history(self, limit: int = 20) -> list[dict[str, Any]]:
         """Audit entries, newest first, with the serial and number of changes of each."""

@@ -86,3 +86,14 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_by_serial ON journal (serial);
 """
+
+# Schedules of route sets (docs/service-numbers.md): one per number or range prefix, owned by
+# the operator that serves it; the body is the schedule's canonical JSON document.
+SCHEDULES_TABLE = """CREATE TABLE IF NOT EXISTS schedules (
+    scope TEXT NOT NULL CHECK (scope IN ('number', 'range')),
+    target TEXT NOT NULL,
+    ty TEXT NOT NULL REFERENCES operators(ty),
+    body TEXT NOT NULL,
+    PRIMARY KEY (scope, target)
+) WITHOUT ROWID"""
+SCHEMA += SCHEDULES_TABLE + ";\n"

@@ -19,7 +19,7 @@ import sqlite_utils
 
 from enumserver.model import Route
 from enumserver.store.read import StoreReader, connect
-from enumserver.store.schema import SCHEMA, SCHEMA_VERSION
+from enumserver.store.schema import SCHEDULES_TABLE, SCHEMA, SCHEMA_VERSION
 
 ROUTE_FIELDS = ("order", "preference", "flags", "service", "regexp", "replacement", "ttl")
 TIER2_FIELDS = ("host", "ipv4", "ipv6", "ttl")
@@ -303,6 +303,42 @@ class Change:
             sql = f"SELECT count(*) FROM {table} WHERE {column}=?"
             counts[table] = int(self.conn.execute(sql, (ty,)).fetchone()[0])
         return {table: n for table, n in counts.items() if n}
+
+    # -- schedules (docs/service-numbers.md) ---------------------------------------------
+    def schedule_row(self, scope: str, target: str) -> dict[str, Any] | None:
+        """A schedule: {ty, body (the document as a dict)} of a number or range, or None."""
+        self.conn.execute(SCHEDULES_TABLE)  # stores made before schedules existed
+        sql = "SELECT ty, body FROM schedules WHERE scope=? AND target=?"
+        row = self.conn.execute(sql, (scope, target)).fetchone()
+        return None if row is None else {"ty": row["ty"], "body": json.loads(row["body"])}
+
+    def replace_schedule(
+        self, scope: str, target: str, ty: str, body: dict[str, Any] | None
+    ) -> bool:
+        """Set (or with None remove) the schedule of a number or range prefix, journaled."""
+        old = self.schedule_row(scope, target)
+        new = None if body is None else {"ty": ty, "body": body}
+        if old == new:
+            return False
+        if new is None:
+            self.conn.execute("DELETE FROM schedules WHERE scope=? AND target=?", (scope, target))
+        else:
+            self.conn.execute(
+                "INSERT INTO schedules (scope, target, ty, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (scope, target) DO UPDATE SET ty=excluded.ty, body=excluded.body",
+                (scope, target, ty, json.dumps(body, sort_keys=True)),
+            )
+        self._journal("schedules", [scope, target], old, new)
+        return True
+
+    def remove_schedules_of(self, ty: str) -> int:
+        """Remove every schedule an operator set (it leaves the service)."""
+        self.conn.execute(SCHEDULES_TABLE)
+        sql = "SELECT scope, target FROM schedules WHERE ty=?"
+        targets = [(row[0], row[1]) for row in self.conn.execute(sql, (ty,)).fetchall()]
+        for scope, target in targets:
+            self.replace_schedule(scope, target, ty, None)
+        return len(targets)
 
 
 def _quoted(value: str | None) -> str:
