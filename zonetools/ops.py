@@ -122,6 +122,7 @@ def _remove_operator(change: Change, fields: dict[str, Any], rec: Recorder, kind
         raise OpError(f"{ty} still has {what}; move or remove them first")
     change.replace_routes(ty, None, [])
     change.replace_tier2(ty, [])
+    change.remove_schedules_of(ty)
     change.delete("operators", ty=ty)
     rec.record(kind.lower() if kind == "PO" else "operator", ty, _public(old), None)
 
@@ -409,3 +410,7 @@ def remove_zone(change: Change, fields: dict[str, Any], rec: Recorder) -> None:
         raise OpError(f"no zone {fields['name']}")
     change.delete("zones", name=old["name"])
     rec.record("zone", old["name"], _public(old, "serial"), None)
+
+
+# The schedule entity (set/remove) lives in its own module; importing it registers it.
+from zonetools import schedules  # noqa: E402, F401
