@@ -225,6 +225,22 @@ class StoreReader:
     def close(self) -> None:
         self.conn.close()
 
+    def licence_by_key(self, key_name: str) -> dict[str, Any] | None:
+        """The licence row (with its secret) of a TSIG key name of a TY that still exists.
+
+        Read on every signed message, so a revoked, expired or rotated key is refused at once.
+        None for an unknown key, or a store made before licences existed.
+        """
+        sql = (
+            "SELECT licences.* FROM licences JOIN operators ON operators.ty = licences.ty "
+            "AND operators.kind = 'TY' WHERE licences.key_name = ?"
+        )
+        try:
+            row = self.conn.execute(sql, (key_name.lower(),)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return dict(row) if row else None
+
 
 def store_serials(path: str | Path) -> dict[str, int]:
     """Zone serials of a store, for tools and tests."""
@@ -323,3 +339,34 @@ class Catalog:
 
     def close(self) -> None:
         self.conn.close()
+
+    LICENCE_COLUMNS = "id, ty, kind, issued, expires, revoked, generation, key_name, algorithm"
+
+    def licences(
+        self, ty: str | None = None, licence_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Licences (never their secrets), by TY and id; optionally of one TY or one id."""
+        where: str = ""
+        args: tuple[str, ...] = ()
+        if ty is not None:
+            where, args = "WHERE ty = ?", (ty,)
+        elif licence_id is not None:
+            where, args = "WHERE id = ?", (licence_id,)
+        sql = f"SELECT {self.LICENCE_COLUMNS} FROM licences {where} ORDER BY ty, id"
+        try:
+            return [dict(row) for row in self.conn.execute(sql, args)]
+        except sqlite3.OperationalError:
+            return []  # a store made before licences existed
+
+    def licence(self, licence_id: str) -> dict[str, Any] | None:
+        """One licence by id (never its secret), or None."""
+        found = self.licences(licence_id=licence_id)
+        return found[0] if found else None
+
+    def billable_events(self, start: str, end: str) -> list[dict[str, Any]]:
+        """Billable events with ``start <= at < end`` (UTC ISO 8601 strings), oldest first."""
+        sql = "SELECT * FROM billable_events WHERE at >= ? AND at < ? ORDER BY id"
+        try:
+            return [dict(row) for row in self.conn.execute(sql, (start, end))]
+        except sqlite3.OperationalError:
+            return []

@@ -1,4 +1,9 @@
-"""The store schema: tables, indexes and the version, in one place."""
+"""The store schema: tables, indexes and the version, in one place.
+
+Licences (TSIG keys of publishing systems) and billable events were added without a version
+change: ``CREATE ... IF NOT EXISTS`` adds them to an older store on the next ``zonetools init``
+(or any licence command).
+"""
 
 SCHEMA_VERSION = 1
 
@@ -85,6 +90,38 @@ CREATE TABLE IF NOT EXISTS journal (
     new TEXT
 );
 CREATE INDEX IF NOT EXISTS journal_by_serial ON journal (serial);
+CREATE TABLE IF NOT EXISTS licences (
+    id TEXT PRIMARY KEY,
+    ty TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('production', 'test')),
+    issued TEXT NOT NULL,
+    expires TEXT,
+    revoked TEXT,
+    generation INTEGER NOT NULL DEFAULT 1,
+    key_name TEXT NOT NULL UNIQUE,
+    algorithm TEXT NOT NULL DEFAULT 'hmac-sha256',
+    secret TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS billable_events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    ty TEXT NOT NULL,
+    item TEXT NOT NULL,
+    audit_id INTEGER REFERENCES audit(id),
+    licence TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS billable_events_by_time ON billable_events (at);
+-- A change to a TY's Tier2 server information (servers before and after, whatever the path:
+-- CLI, change-set file, DNS UPDATE) is a billed service request; setting the first servers
+-- (joining) and removing an operator are not.
+CREATE TRIGGER IF NOT EXISTS tier2_change_is_billed AFTER INSERT ON journal
+WHEN NEW.entity = 'tier2_servers' AND NEW.old IS NOT NULL AND NEW.new IS NOT NULL
+BEGIN
+    INSERT INTO billable_events (at, ty, item, audit_id, licence, detail)
+    SELECT at, json_extract(NEW.key, '$[0]'), 'tier2_change', id, licence, NEW.new
+    FROM audit WHERE id = NEW.audit_id;
+END;
 """
 
 # Schedules of route sets (docs/service-numbers.md): one per number or range prefix, owned by

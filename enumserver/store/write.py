@@ -111,6 +111,10 @@ class StoreWriter:
     def close(self) -> None:
         self.conn.close()
 
+    def wait_for_lock(self, seconds: float) -> None:
+        """How long a change waits for another writer before failing (a server cannot wait 5 s)."""
+        self.conn.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+
 
 class Change:
     """The writes of one change set; each records a journal row with old and new values."""
@@ -339,6 +343,31 @@ class Change:
         for scope, target in targets:
             self.replace_schedule(scope, target, ty, None)
         return len(targets)
+
+    def licences_of(self, ty: str) -> list[dict[str, Any]]:
+        """An operator's licences (with secrets: for the publishing path only), by id."""
+        sql = "SELECT * FROM licences WHERE ty=? ORDER BY id"
+        return [dict(row) for row in self.conn.execute(sql, (ty,))]
+
+    def put_licence(self, record: dict[str, Any]) -> bool:
+        """Insert or update a licence by id; the journal never holds its secret."""
+        old = self.get("licences", id=record["id"])
+        if old is not None and all(old.get(k) == v for k, v in record.items()):
+            return False
+        columns = ", ".join(record)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in record if c != "id")
+        self.conn.execute(
+            f"INSERT INTO licences ({columns}) VALUES ({', '.join('?' * len(record))}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}",
+            tuple(record.values()),
+        )
+        new = {**(old or {}), **record}
+        self._journal("licences", [record["id"]], _secretless(old), _secretless(new))
+        return True
+
+
+def _secretless(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if row is None else {k: v for k, v in row.items() if k != "secret"}
 
 
 def _quoted(value: str | None) -> str:
