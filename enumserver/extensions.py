@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from enumserver.config import Config
 from enumserver.engine import Engine
+from enumserver.update import UpdateHandler
 
 
 def install(engine: Engine, config: Config) -> None:
     """Register the handlers of every feature on a new engine (start-up and reload)."""
-    del engine, config  # no feature handlers yet: UPDATE, transfers and NOTIFY register here
+    UpdateHandler(engine, config.store).install()  # DNS UPDATE and TSIG-signed queries

@@ -262,3 +262,31 @@ def scrape(port: int, host: str = "127.0.0.1") -> Scrape:
         for s in family.samples
     ]
     return Scrape(samples, text)
+
+
+@dataclass
+class Licensed:
+    """A writable demo store whose TYs got licences, and the directory of their key files."""
+
+    store: Path
+    keys: Path
+
+    def key(self, licence_id: str, generation: int = 1) -> Path:
+        """The key file of a licence (as `zonetools licence issue` names it)."""
+        return self.keys / f"{licence_id.lower()}-k{generation}.key"
+
+
+@pytest.fixture
+def licensed_store(writable_store: Path, tmp_path: Path) -> Licensed:
+    """The demo store with the joining licences (2 production + 1 test) of TY03, TY05, TY07."""
+    from click.testing import CliRunner
+
+    from zonetools.cli import main as zonetools
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for ty in ("TY03", "TY05", "TY07"):
+        args = ["--store", str(writable_store), "--who", "registry", "licence", "issue", ty]
+        result = CliRunner().invoke(zonetools, [*args, "--joining", "--out", str(keys)])
+        assert result.exit_code == 0, result.output
+    return Licensed(writable_store, keys)

@@ -77,8 +77,8 @@ def formerr(qid: int = 0x1234, flags: int = 0, question: bytes = b"") -> bytes:
         ),
         pytest.param(
             header(flags=5 << 11) + SOA_QUESTION,
-            header(flags=0x8000 | (5 << 11) | 4) + SOA_QUESTION,
-            id="update-notimp-for-now",
+            header(flags=0x8000 | (5 << 11) | 5) + SOA_QUESTION,
+            id="unsigned-update-refused",
         ),
         pytest.param(
             header(flags=2 << 11) + SOA_QUESTION,
