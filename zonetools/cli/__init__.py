@@ -10,7 +10,7 @@ import os
 
 import click
 
-from zonetools.cli import licences, numbers, publish, registry, schedules, stats, zonefiles
+from zonetools.cli import billing, licences, numbers, publish, registry, schedules, stats, zonefiles
 
 
 def _default_who() -> str:
@@ -41,6 +41,6 @@ def main(ctx: click.Context, store_path: str, who: str) -> None:
     ctx.obj = {"store": store_path, "who": who}
 
 
-for module in (publish, registry, numbers, zonefiles, schedules, stats, licences):
+for module in (publish, registry, numbers, zonefiles, schedules, stats, licences, billing):
     for command in module.COMMANDS:
         main.add_command(command)
