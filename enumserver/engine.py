@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -89,9 +90,11 @@ class Engine:
         self.max_payload = max_payload
         self.cache_size = cache_size
         self.counters = counters if counters is not None else Counters()
-        self.udp_cache: dict[bytes, Entry] = {}
-        self.tcp_cache: dict[bytes, Entry] = {}
-        self.bodies: dict[bytes, Sections] = {}
+        # FIFO caches: OrderedDict.popitem(last=False) evicts in O(1), where deleting a plain
+        # dict's first key makes the next iter() scan every slot freed before it.
+        self.udp_cache: OrderedDict[bytes, Entry] = OrderedDict()
+        self.tcp_cache: OrderedDict[bytes, Entry] = OrderedDict()
+        self.bodies: OrderedDict[bytes, Sections] = OrderedDict()
         self.clock = clock_from_env()
         self.tally = QueryTally()
         self.serials: dict[str, int] = {}
@@ -228,7 +231,7 @@ class Engine:
             return response
         cache = self.tcp_cache if tcp else self.udp_cache
         if len(cache) >= self.cache_size:
-            del cache[next(iter(cache))]
+            cache.popitem(last=False)
         cache[data[2:]] = (response[2:], tally)
         return response
 
@@ -254,6 +257,6 @@ class Engine:
         body = encode_body(answer, query.offsets)
         found = (body, zone, answer.kind.value, answer.expires, answer.counted)
         if len(self.bodies) >= self.cache_size:
-            del self.bodies[next(iter(self.bodies))]
+            self.bodies.popitem(last=False)
         self.bodies[key] = found
         return found

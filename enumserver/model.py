@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["tier1", "tier2"]
@@ -29,17 +29,19 @@ class Zone:
     soa_ttl: int
     ns: tuple[str, ...]
     ns_ttl: int
+    # Leading digits every number under this apex has (its digit labels); computed once, as
+    # resolution reads it on every cache miss.
+    lead_digits: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        labels = [label for label in self.apex.lower().rstrip(".").split(".") if label]
+        digits = "".join(lb for lb in reversed(labels) if len(lb) == 1 and lb.isdigit())
+        object.__setattr__(self, "lead_digits", digits)
 
     @property
     def negative_ttl(self) -> int:
         """TTL of the SOA in negative answers (RFC 2308: min of SOA TTL and SOA MINIMUM)."""
         return min(self.soa_ttl, self.minimum)
-
-    @property
-    def lead_digits(self) -> str:
-        """Leading digits every number under this apex has (its digit labels)."""
-        labels = [label for label in self.apex.lower().rstrip(".").split(".") if label]
-        return "".join(lb for lb in reversed(labels) if len(lb) == 1 and lb.isdigit())
 
 
 @dataclass(frozen=True, slots=True)

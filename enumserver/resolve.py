@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
@@ -117,6 +117,12 @@ class View:
     zones: dict[tuple[str, ...], Zone]
     snapshot: Snapshot
     lookups: Lookups
+    # Label counts of the served apexes, longest first: the only suffixes worth looking up.
+    apex_sizes: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sizes = tuple(sorted({len(apex) for apex in self.zones}, reverse=True))
+        object.__setattr__(self, "apex_sizes", sizes)
 
 
 def zones_by_apex(zones: Sequence[Zone]) -> dict[tuple[str, ...], Zone]:
@@ -139,8 +145,9 @@ def resolve(
     the moment the snapshot was read.
     """
     zones = view.zones
-    for cut in range(len(labels) + 1):
-        zone = zones.get(tuple(labels[cut:]))
+    for size in view.apex_sizes:  # the longest (most specific) apex first
+        cut = len(labels) - size
+        zone = zones.get(tuple(labels[cut:])) if cut >= 0 else None
         if zone is not None:
             moment = view.snapshot.taken_at if now is None else epoch(now)
             return _in_zone(zone, labels[:cut], qtype, view, moment)
@@ -178,12 +185,17 @@ def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View, now: floa
         return _apex(zone, qtype)
     apex_owner = len(below)
     # Digit labels from the apex down; anything after them is a name below a number.
-    digit_labels = 0
-    for label in reversed(below):
-        if len(label) != 1 or not label.isdigit():
-            break
-        digit_labels += 1
-    digits = zone.lead_digits + "".join(reversed(below[len(below) - digit_labels :]))
+    joined = "".join(below)
+    if len(joined) == len(below) and joined.isascii() and joined.isdigit():
+        digit_labels = len(below)  # the usual question: one digit per label
+    else:
+        digit_labels = 0
+        for label in reversed(below):
+            if len(label) != 1 or not "0" <= label <= "9":
+                break
+            digit_labels += 1
+        joined = "".join(below[len(below) - digit_labels :])
+    digits = zone.lead_digits + joined[::-1]
     extra = len(below) - digit_labels  # non-digit labels below the digit run
     number = NumberView(zone, view)
 
@@ -391,9 +403,19 @@ def _template_fields(
     return {"{e164}": "+" + digits, "{digits}": digits, "{rn}": rn, "{sip_domain}": domain}
 
 
+_FORMATS: dict[str, str] = {}  # template text -> the same as a %-format over the fields
+
+
 def _expand(text: str, fields: dict[str, str]) -> str:
+    """The text with every field ({e164}, {digits}, {rn}, {sip_domain}) replaced, in one pass."""
     if "{" not in text:
         return text
-    for key, value in fields.items():
-        text = text.replace(key, value)
-    return text
+    template = _FORMATS.get(text)
+    if template is None:
+        template = text.replace("%", "%%")
+        for key in fields:
+            template = template.replace(key, f"%({key})s")
+        if len(_FORMATS) >= 10_000:
+            _FORMATS.clear()
+        _FORMATS[text] = template
+    return template % fields

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +25,8 @@ MIN_UDP = 512
 _HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")
 _U16 = struct.Struct("!H")
+_U16X2 = struct.Struct("!HH")
+_LENGTH = tuple(bytes((size,)) for size in range(256))  # a character-string's length byte
 
 
 class Query:
@@ -35,8 +38,8 @@ class Query:
         "error",
         "flags",
         "id",
+        "key",
         "labels",
-        "offsets",
         "opcode",
         "payload",
         "qclass",
@@ -51,8 +54,8 @@ class Query:
         self.flags = flags
         self.opcode = (flags >> 11) & 0xF
         self.question = b""
+        self.key = b""  # cache key of the question: lowercased name, type and class
         self.labels: tuple[str, ...] = ()
-        self.offsets: tuple[int, ...] = ()
         self.qtype = 0
         self.qclass = 0
         self.edns = False
@@ -63,9 +66,14 @@ class Query:
         self.signed = False
 
     @property
-    def key(self) -> bytes:
-        """Cache key of the question: lowercased name, type and class."""
-        return self.question.lower()
+    def offsets(self) -> tuple[int, ...]:
+        """Offset of each label of the question name in the message (for compression pointers)."""
+        offsets = []
+        pos = 12
+        for label in self.labels:
+            offsets.append(pos)
+            pos += 1 + len(label)
+        return tuple(offsets)
 
 
 def _skip_name(data: bytes, pos: int) -> int:
@@ -127,7 +135,11 @@ def _options_ok(data: bytes, pos: int, end: int) -> bool:
 
 
 def parse_query(data: bytes) -> Query | None:
-    """Parse a query; None means drop it silently (too short to answer, or a response)."""
+    """Parse a query; None means drop it silently (too short to answer, or a response).
+
+    The message is lowercased and decoded (latin-1: one char per byte) once; each label is a
+    slice of that text, and one-character labels (the digits of ENUM names) are shared strs.
+    """
     size = len(data)
     if size < 12:
         return None
@@ -138,34 +150,39 @@ def parse_query(data: bytes) -> Query | None:
     if qdcount != 1:
         query.error = FORMERR
         return query
+    lowered = data.lower()
+    text = lowered.decode("latin-1")
     pos = 12
     labels: list[str] = []
-    offsets: list[int] = []
+    append = labels.append
     while True:
         if pos >= size:
             query.error = FORMERR
             return query
         length = data[pos]
-        if length == 0:
+        if not length:
             pos += 1
             break
-        if length & 0xC0 or pos + 1 + length > size or pos + length > 265:
+        end = pos + 1 + length
+        if length & 0xC0 or end > size or end > 266:
             query.error = FORMERR  # pointer, extended label type, truncated or name > 255
             return query
-        offsets.append(pos)
-        labels.append(data[pos + 1 : pos + 1 + length].lower().decode("latin-1"))
-        pos += 1 + length
+        append(text[pos + 1 : end])
+        pos = end
     if pos + 4 > size:
         query.error = FORMERR
         return query
-    query.qtype, query.qclass = struct.unpack_from("!HH", data, pos)
+    query.qtype, query.qclass = _U16X2.unpack_from(data, pos)
     pos += 4
     query.question = data[12:pos]
+    query.key = lowered[12:pos]
     query.labels = tuple(labels)
-    query.offsets = tuple(offsets)
-    _read_additional(query, data, pos, (an, ns, ar))
-    if not query.error and query.edns and query.version > 0:
-        query.error = BADVERS
+    if an or ns or ar:
+        _read_additional(query, data, pos, (an, ns, ar))
+        if not query.error and query.edns and query.version > 0:
+            query.error = BADVERS
+    elif pos != size:
+        query.error = FORMERR  # trailing bytes
     return query
 
 
@@ -179,16 +196,30 @@ def _string(text: str) -> bytes:
     raw = text.encode()
     if len(raw) > 255:
         raise ValueError(f"character-string over 255 bytes: {text[:40]}...")
-    return bytes((len(raw),)) + raw
+    return _LENGTH[len(raw)] + raw
+
+
+_NAPTR_HEADS: dict[tuple[int, int, str, str], bytes] = {}
+
+
+def _naptr_head(order: int, preference: int, flags: str, service: str) -> bytes:
+    """Order, preference, flags and service of a NAPTR, encoded once per distinct value."""
+    key = (order, preference, flags, service)
+    head = _NAPTR_HEADS.get(key)
+    if head is None:
+        if len(_NAPTR_HEADS) >= 4096:
+            _NAPTR_HEADS.clear()
+        head = _NAPTR_HEADS[key] = (
+            _U16X2.pack(order, preference) + _string(flags) + _string(service)
+        )
+    return head
 
 
 def rdata_wire(rtype: int, rdata: object) -> bytes:
     """RDATA bytes of one record (names uncompressed, as RFC 3597 asks for NAPTR)."""
     if isinstance(rdata, Naptr):
         return (
-            struct.pack("!HH", rdata.order, rdata.preference)
-            + _string(rdata.flags)
-            + _string(rdata.service)
+            _naptr_head(rdata.order, rdata.preference, rdata.flags, rdata.service)
             + _string(rdata.regexp)
             + name_wire(rdata.replacement)
         )
@@ -208,11 +239,18 @@ def rdata_wire(rtype: int, rdata: object) -> bytes:
     raise TypeError(f"cannot encode {rdata!r}")
 
 
-def _records(records: tuple[Record, ...], offsets: tuple[int, ...]) -> bytes:
+_QUESTION_POINTER = _U16.pack(0xC000 | 12)  # owner 0: the question name, always at offset 12
+
+
+def _records(records: tuple[Record, ...], offsets: Sequence[int]) -> bytes:
+    if not records:
+        return b""
     out = []
     for record in records:
         owner = record.owner
-        if isinstance(owner, int):
+        if owner == 0 and offsets:
+            name = _QUESTION_POINTER
+        elif isinstance(owner, int):
             name = _U16.pack(0xC000 | offsets[owner]) if owner < len(offsets) else b"\x00"
         else:
             name = name_wire(owner)
@@ -233,7 +271,7 @@ class Body:
     additional: bytes
 
 
-def encode_body(answer: Answer, offsets: tuple[int, ...]) -> Body:
+def encode_body(answer: Answer, offsets: Sequence[int]) -> Body:
     """Encode an Answer's sections against the question's label offsets."""
     return Body(
         answer.aa,

@@ -1,0 +1,60 @@
+"""The query hot path keeps its meaning while it gets faster: parser, caches, digit labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.rcode
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enumserver.engine import Engine
+from enumserver.wire import parse_query
+
+LABEL = st.binary(min_size=1, max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(labels=st.lists(LABEL, min_size=0, max_size=8), qtype=st.integers(1, 65535))
+def test_parser_reads_the_question_as_dnspython_does(labels: list[bytes], qtype: int) -> None:
+    name = dns.name.Name([*labels, b""])
+    wire = dns.message.make_query(name, qtype).to_wire()
+    query = parse_query(wire)
+    assert query is not None and not query.error
+    assert query.labels == tuple(label.lower().decode("latin-1") for label in labels)
+    assert query.qtype == qtype
+    assert query.question == wire[12:]
+    assert query.key == wire[12:].lower()
+    for label, offset in zip(labels, query.offsets, strict=True):
+        assert wire[offset] == len(label) and wire[offset + 1 : offset + 1 + len(label)] == label
+
+
+def ask(engine: Engine, name: str, rdtype: str = "NAPTR") -> dns.message.Message:
+    reply = engine.handle(dns.message.make_query(name, rdtype).to_wire())
+    assert isinstance(reply, bytes)
+    return dns.message.from_wire(reply)
+
+
+def test_full_caches_evict_the_oldest_and_answers_stay_right(demo_store: Path) -> None:
+    engine = Engine(demo_store, cache_size=3)
+    names = [f"{d}.6.5.4.3.2.1.0.4.8.5.3.e164.arpa." for d in range(10)]
+    first = [ask(engine, name).answer for name in names]
+    assert len(engine.udp_cache) == 3 and len(engine.bodies) == 3
+    assert [ask(engine, name).answer for name in names] == first  # misses again, same answers
+    assert next(iter(engine.udp_cache)) != next(iter(engine.udp_cache.__reversed__()))
+
+
+@pytest.mark.parametrize("label", ["\u00b2", "\u00b9"])  # superscripts: str.isdigit() is True
+def test_only_ascii_digits_make_a_number(demo_store: Path, label: str) -> None:
+    engine = Engine(demo_store)
+    digits = "7.6.5.4.3.2.1.0.4.8.5.3.e164.arpa."
+    wire = bytearray(dns.message.make_query(digits, "NAPTR").to_wire())
+    assert wire[12:14] == b"\x017"
+    wire[13] = label.encode("latin-1")[0]
+    reply = engine.handle(bytes(wire))
+    assert isinstance(reply, bytes)
+    message = dns.message.from_wire(reply)
+    assert message.rcode() == dns.rcode.NXDOMAIN and not message.answer
