@@ -12,6 +12,7 @@ from enumserver import config as configuration
 from enumserver import logs, server
 from enumserver.engine import Engine
 from enumserver.store import StoreError, StoreWriter
+from enumserver.workers import WorkerError
 
 
 def _demo_store() -> str:
@@ -52,6 +53,11 @@ def main() -> None:
 @click.option("--zone", "zones", multiple=True, help="Zone name to serve (default: all).")
 @click.option("--demo", is_flag=True, help="Serve the embedded demo data set.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="Processes on the same addresses (SO_REUSEPORT), one per core (default: 1).",
+)
 def serve(
     config_file: str | None,
     store: str | None,
@@ -59,6 +65,7 @@ def serve(
     zones: tuple[str, ...],
     demo: bool,
     log_level: str | None,
+    workers: int | None,
 ) -> None:
     """Serve NAPTR, SOA and NS answers over UDP and TCP.
 
@@ -67,7 +74,13 @@ def serve(
     """
     if demo:
         store = _demo_store()
-    overrides = {"store": store, "listen": listen, "zones": zones, "log_level": log_level}
+    overrides = {
+        "store": store,
+        "listen": listen,
+        "zones": zones,
+        "log_level": log_level,
+        "workers": workers,
+    }
     cfg = _config(config_file, **overrides)
     logs.setup(cfg.log_level, cfg.log)
     if demo:
@@ -80,6 +93,8 @@ def serve(
     try:
         server.run(cfg, reload)
     except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except WorkerError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {', '.join(cfg.listen)}: {exc}") from exc

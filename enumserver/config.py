@@ -80,6 +80,7 @@ class Config:
     udp_receive_buffer: int = 4_194_304
     reload_interval: float = 0.25
     shutdown_timeout: float = 5.0
+    workers: int = 1  # processes on the same addresses (SO_REUSEPORT); read at start only
     log_level: str = "info"
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -131,6 +132,7 @@ def validate(config: Config, source: str) -> Config:
     _check(512 <= config.edns_max_payload <= 65535, source, "server.edns_max_payload", "512..65535")
     for key in ("cache_size", "tcp_max_clients", "tcp_backlog", "send_buffer_limit"):
         _check(getattr(config, key) >= 1, source, f"server.{key}", "positive")
+    _check(1 <= config.workers <= 256, source, "server.workers", "1..256")
     need = "0 (the kernel's default) or more"
     _check(config.udp_receive_buffer >= 0, source, "server.udp_receive_buffer", need)
     for key in ("tcp_max_clients_per_ip", "tcp_max_queries"):

@@ -85,7 +85,12 @@ class Engine:
         cache_size: int = 200_000,
         counters: Counters | None = None,
     ) -> None:
-        self.reader = StoreReader(store)
+        self.reader = StoreReader(store)  # for handlers: every read sees the latest commit
+        # Resolution reads through its own connection, held at one commit between refreshes:
+        # a miss never mixes a newer ported entry with older templates, nor answers from a
+        # newer state than the cached answers it is served alongside.
+        self.lookups = StoreReader(self.reader.path)
+        self.lookups.pin()
         self.zone_names = tuple(zones)
         self.max_payload = max_payload
         self.cache_size = cache_size
@@ -100,7 +105,7 @@ class Engine:
         self.serials: dict[str, int] = {}
         self.apexes: dict[str, str] = {}
         self.handlers: dict[str, Handler] = {}
-        self.view = self._view(self.reader.snapshot())
+        self.view = self._view(self.lookups.snapshot())
         self.reader.changed()
 
     def _view(self, snapshot: Snapshot) -> View:
@@ -114,13 +119,14 @@ class Engine:
             raise StoreError(f"{exc}; choose the zones to serve with --zone") from exc
         self.serials = {name: snapshot.zones[name].serial for name in names}
         self.apexes = {name: snapshot.zones[name].apex for name in names}
-        return View(index, snapshot, self.reader)
+        return View(index, snapshot, self.lookups)
 
     def refresh(self) -> bool:
-        """Pick up a new store serial (any writer process); True when the served data changed."""
-        if not self.reader.changed():
+        """Move resolution to the latest commit of any writer process (``reload_interval``);
+        True when the served serials changed (the caches are then dropped)."""
+        if not self.lookups.pin():
             return False
-        snapshot = self.reader.snapshot()
+        snapshot = self.lookups.snapshot()
         names = self.zone_names or tuple(sorted(snapshot.zones))
         serials = {name: snapshot.zones[name].serial for name in names if name in snapshot.zones}
         if serials == self.serials:

@@ -24,8 +24,9 @@ from enumserver.config import Config, parse_address
 from enumserver.engine import Engine
 from enumserver.metrics import Counters, Histogram, MetricsServer, kernel_udp_drops
 from enumserver.rrl import SLIP, ConnectionLimits, RateLimiter
-from enumserver.store import stats
+from enumserver.store import StoreReader, stats
 from enumserver.wire import truncated_response
+from enumserver.workers import Supervisor, WorkerError
 
 log = logging.getLogger("enumserver")
 
@@ -282,6 +283,8 @@ class DnsServer:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if self.config.udp_receive_buffer:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.udp_receive_buffer)
+            if self.config.workers > 1:  # every worker binds the address (workers.py)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
         except OSError:
             sock.close()
@@ -295,6 +298,7 @@ class DnsServer:
                 port=port,
                 family=family,
                 reuse_address=True,
+                reuse_port=self.config.workers > 1,
                 backlog=self.config.tcp_backlog,
             )
         except OSError:
@@ -406,9 +410,13 @@ class DnsServer:
             self.querylog.stop()
 
 
-async def _main(config: Config, loader: Callable[[], Config] | None) -> None:
+async def _main(
+    config: Config, loader: Callable[[], Config] | None, ready: Callable[[], None] | None = None
+) -> None:
     server = DnsServer(config, loader)
     await server.start()
+    if ready is not None:
+        ready()  # a worker tells the supervisor it serves
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stopping.set)
@@ -431,13 +439,36 @@ async def _main(config: Config, loader: Callable[[], Config] | None) -> None:
 def run(
     config: Config, loader: Callable[[], Config] | None = None, use_uvloop: bool = True
 ) -> None:
-    """Serve until SIGTERM or SIGINT; ``loader`` re-reads the configuration on SIGHUP."""
+    """Serve until SIGTERM or SIGINT; ``loader`` re-reads the configuration on SIGHUP.
+
+    With ``workers`` > 1, supervise that many worker processes (workers.py).
+    """
+    if config.workers > 1:
+        StoreReader(config.store).close()  # a missing or foreign store: one clear error, now
+
+        def serve(
+            cfg: Config, reload: Callable[[], Config] | None, ready: Callable[[], None]
+        ) -> None:
+            _serve(cfg, reload, ready, use_uvloop)
+
+        if Supervisor(config, loader, serve).run(sd_notify):
+            raise WorkerError("a worker failed at start-up (its error is in the log above)")
+        return
+    _serve(config, loader, None, use_uvloop)
+
+
+def _serve(
+    config: Config,
+    loader: Callable[[], Config] | None,
+    ready: Callable[[], None] | None,
+    use_uvloop: bool,
+) -> None:
     if use_uvloop:
         try:
             import uvloop
         except ImportError:
             uvloop = None  # type: ignore[assignment]
         if uvloop is not None:
-            uvloop.run(_main(config, loader))
+            uvloop.run(_main(config, loader, ready))
             return
-    asyncio.run(_main(config, loader))
+    asyncio.run(_main(config, loader, ready))

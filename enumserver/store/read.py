@@ -129,6 +129,8 @@ class StoreReader:
                 f"{self.path} has schema {version and version[0]}, need {SCHEMA_VERSION}"
             )
         self._data_version = -1
+        self._ported = self.conn.cursor()  # the per-miss lookup: one cursor, plain tuples
+        self._ported.row_factory = None
 
     def changed(self) -> bool:
         """True when another connection committed since the last call (cheap: no table read)."""
@@ -137,6 +139,18 @@ class StoreReader:
             self._data_version = version
             return True
         return False
+
+    def pin(self) -> bool:
+        """Hold a read transaction from now on, ending the one held before: every read sees the
+        store as one commit left it, until the next pin. True when another connection committed
+        since the previous pin (a snapshot taken now differs from the last one).
+        """
+        conn = self.conn
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # the first read fixes the state
+        return self.changed()
 
     def snapshot(self) -> Snapshot:
         """Read zones, operators, Tier2 servers, templates and ranges in one read transaction."""
@@ -209,8 +223,9 @@ class StoreReader:
 
     def recipient_of(self, digits: str) -> str | None:
         """The TY a number was ported to, or None when it is not ported."""
-        row = self.conn.execute("SELECT recipient FROM ported WHERE number=?", (digits,)).fetchone()
-        return row[0] if row else None
+        sql = "SELECT recipient FROM ported WHERE number=?"
+        rows = self._ported.execute(sql, (digits,)).fetchall()  # to the end: no open statement
+        return str(rows[0][0]) if rows else None
 
     def number_routes(self, digits: str) -> list[Route]:
         """Per-number routes of a number, of every owner (the caller keeps the holder's)."""
