@@ -137,7 +137,7 @@ def classify(
     A number's ``ty`` is None when nobody serves it in this zone (no range, not ported).
     """
     apex = dns.name.from_text(zone.apex)
-    labels = [label.decode().lower() for label in name.relativize(apex).labels]
+    labels = [label.decode("latin-1").lower() for label in name.relativize(apex).labels]
     if name == apex:
         return Target("apex", name)
     if all(len(label) == 1 and label.isdigit() for label in labels):

@@ -121,7 +121,7 @@ class ZoneData:
 
     def _read(self, target: Target) -> RRsets:
         if target.kind in ("apex", "number"):
-            labels = [label.decode().lower() for label in target.name.labels if label]
+            labels = [label.decode("latin-1").lower() for label in target.name.labels if label]
             records: list[Record] = []
             for rdtype in (SOA, NS) if target.kind == "apex" else (NAPTR,):
                 answer = resolve(labels, rdtype, self.view)
@@ -340,7 +340,7 @@ class UpdateHandler:
             return error_response(query, FORMERR, self.engine.max_payload)
         zone_name = message.zone[0].name
         zone = self.engine.view.zones.get(
-            tuple(label.decode().lower() for label in zone_name.labels if label)
+            tuple(label.decode("latin-1").lower() for label in zone_name.labels if label)
         )
         if licence is None:
             rcode, reason = REFUSED, "unsigned UPDATE: sign it with a licence key (nsupdate -k)"

@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 
 import dns.message
+import dns.rcode
 import pytest
 
 from enumserver.engine import Engine
@@ -31,3 +32,19 @@ def test_fuzz_finding_gets_a_readable_reply(engine: Engine, name: str) -> None:
         reply = engine.handle(packet, tcp)
         assert isinstance(reply, bytes) and reply[:2] == packet[:2] and reply[2] & 0x80
         dns.message.from_wire(reply, question_only=True)
+
+
+def test_update_for_a_zone_with_non_utf8_labels_is_refused_not_servfail(demo_store: Path) -> None:
+    """Zone labels are bytes: an UPDATE naming b'\\xff' must not crash the UPDATE handler."""
+    import dns.name
+    import dns.update
+
+    from enumserver import extensions
+    from enumserver.config import Config
+
+    engine = Engine(demo_store)
+    extensions.install(engine, Config(store=str(demo_store)))
+    zone = dns.name.Name([b"\xff\xfe", b"8", b"5", b"3", b"e164", b"arpa", b""])
+    reply = engine.handle(dns.update.UpdateMessage(zone).to_wire(), False, False, ("127.0.0.1", 1))
+    assert isinstance(reply, bytes)
+    assert dns.message.from_wire(reply).rcode() in (dns.rcode.REFUSED, dns.rcode.NOTAUTH)
