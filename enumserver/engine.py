@@ -261,7 +261,8 @@ class Engine:
         answer = resolve(query.labels, qtype, self.view, self.clock())
         zone = self.apexes.get(answer.zone, NO_ZONE) if answer.zone else NO_ZONE
         body = encode_body(answer, query.offsets)
-        found = (body, zone, answer.kind.value, answer.expires, answer.counted)
+        kind = answer.kind._value_  # (Enum.value is a Python-level property)
+        found = (body, zone, kind, answer.expires, answer.counted)
         if len(self.bodies) >= self.cache_size:
             self.bodies.popitem(last=False)
         self.bodies[key] = found

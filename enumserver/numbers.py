@@ -8,6 +8,7 @@ text name conversion; the server's hot path works on lowercased wire labels inst
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import dns.e164
 import dns.name
@@ -150,7 +151,13 @@ def kind_of(digits: str) -> str:
 
     Bounded values, so usable as a metrics label; 'unknown' outside the plan.
     """
-    entry = plan_entry(digits)
+    return _kind_of_head(digits[: len(COUNTRY_CODE) + _LONGEST_PREFIX])
+
+
+@lru_cache(maxsize=4096)
+def _kind_of_head(head: str) -> str:
+    """kind_of for the digits plan_entry reads (resolution asks it on every cache miss)."""
+    entry = plan_entry(head)
     return entry.kind if entry else "unknown"
 
 

@@ -55,7 +55,9 @@ class Address:
     address: str
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built on every cache miss, and a frozen dataclass's __init__ goes through
+# object.__setattr__ per field (17% of a miss's instructions for these three). Never mutated.
+@dataclass(slots=True)
 class Naptr:
     order: int
     preference: int
@@ -68,7 +70,7 @@ class Naptr:
 Rdata = Soa | NsData | Address | Naptr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see Naptr
 class Record:
     """One RR. ``owner`` is an int (leading question labels to drop) or an absolute name."""
 
@@ -78,7 +80,7 @@ class Record:
     rdata: Rdata
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see Naptr
 class Answer:
     """The complete result of a question: rcode, AA and the three sections.
 

@@ -259,7 +259,7 @@ def _records(records: tuple[Record, ...], offsets: Sequence[int]) -> bytes:
     return b"".join(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per miss (see resolve.Naptr); never mutated
 class Body:
     """Encoded sections of an answer, valid for every spelling of the same question."""
 
