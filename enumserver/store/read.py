@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,52 @@ class StoreReader:
         except sqlite3.OperationalError:
             return None
         return dict(row) if row else None
+
+    # -- zone images and transfers (enumserver.zoneimage, enumserver.xfr) -----------------
+    def explicit_numbers(self, prefix: str = "", limit: int | None = None) -> Iterator[str]:
+        """Numbers with answers of their own (ported, or with per-number routes) that start
+        with the prefix, in order, streamed: zone images and transfers walk all of them."""
+        sql = (
+            "SELECT number FROM ported WHERE number >= ?1 AND number < ?2 UNION "
+            "SELECT number FROM routes WHERE number IS NOT NULL AND number >= ?1 AND number < ?2 "
+            "ORDER BY number LIMIT ?3"
+        )
+        for row in self.conn.execute(sql, (prefix, prefix + ":", -1 if limit is None else limit)):
+            yield str(row[0])
+
+    def journal_span(self, first: int, last: int) -> tuple[int, int]:
+        """(distinct serials, rows) of the journal with ``first <= serial <= last``."""
+        sql = "SELECT count(DISTINCT serial), count(*) FROM journal WHERE serial BETWEEN ? AND ?"
+        serials, rows = self.conn.execute(sql, (first, last)).fetchone()
+        return int(serials), int(rows)
+
+    def journal_rows(self, first: int, last: int) -> list[JournalRow]:
+        """Journal rows with ``first <= serial <= last`` in the order they were written."""
+        sql = (
+            "SELECT serial, entity, key, old, new FROM journal WHERE serial BETWEEN ? AND ? "
+            "ORDER BY serial, id"
+        )
+        return [
+            JournalRow(
+                int(row[0]),
+                str(row[1]),
+                tuple(json.loads(row[2])),
+                None if row[3] is None else json.loads(row[3]),
+                None if row[4] is None else json.loads(row[4]),
+            )
+            for row in self.conn.execute(sql, (first, last))
+        ]
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One journaled change: the change set's serial, table, key, old and new row (or None)."""
+
+    serial: int
+    entity: str
+    key: tuple[Any, ...]
+    old: Any
+    new: Any
 
 
 def store_serials(path: str | Path) -> dict[str, int]:
