@@ -62,6 +62,69 @@ class StatsConfig:
 
 
 @dataclass(frozen=True)
+class KeyConfig:
+    """``[[transfer.keys]]``: a TSIG key (RFC 8945) by name: ``secret`` (base64), or ``file``
+    as tsig-keygen or ``zonetools licence issue`` write it (read when the file is loaded)."""
+
+    id: str
+    algorithm: str = "hmac-sha256"
+    secret: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """``[[transfer.remotes]]``: a secondary: where NOTIFY goes, and the key that signs it."""
+
+    id: str
+    address: tuple[str, ...] = ()
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class AclConfig:
+    """``[[transfer.acls]]``: who may transfer a zone or send it NOTIFY (Knot's acl): the peer
+    must be in ``address`` (when set) and sign with one of ``key`` (when set; else sign with
+    none), or with a live licence key whose TY may read the zone (``licence``)."""
+
+    id: str
+    address: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+    licence: bool = False
+    action: tuple[str, ...] = ("transfer",)
+    deny: bool = False
+
+
+@dataclass(frozen=True)
+class ZoneTransferConfig:
+    """``[[transfer.zones]]``: the ACL rules (in order, first match decides) and NOTIFY targets of a
+    store zone by name; ``name = "*"`` for every zone without an entry of its own."""
+
+    name: str
+    acl: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """``[transfer]``: zone transfers (AXFR, IXFR from the journal) and NOTIFY to secondaries,
+    with lists of ``keys``, ``remotes``, ``acls`` and ``zones`` tables (docs/scaling.md)."""
+
+    ixfr_max_depth: int = 1000
+    ixfr_max_changes: int = 100_000
+    notify_timeout: float = 2.0
+    notify_retries: int = 5
+    keys: tuple[KeyConfig, ...] = ()
+    remotes: tuple[RemoteConfig, ...] = ()
+    acls: tuple[AclConfig, ...] = ()
+    zones: tuple[ZoneTransferConfig, ...] = ()
+
+    def zone(self, name: str) -> ZoneTransferConfig | None:
+        """The entry of a zone, else the ``*`` entry, else None (no transfers, no NOTIFY)."""
+        found = {zone.name: zone for zone in self.zones}
+        return found.get(name) or found.get("*")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything `enumserver serve` needs. Keys of the [server] table have these names."""
 
@@ -86,6 +149,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     rrl: RrlConfig = field(default_factory=RrlConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
 
     def with_overrides(self, **values: Any) -> Config:
         """A copy with the given (non-None) values replaced, validated again."""
@@ -201,11 +265,14 @@ def load(path: str | Path | None) -> Config:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    unknown = set(data) - {"server", *SECTIONS}
+    unknown = set(data) - {"server", *SECTIONS, *KNOT_TABLES}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
     values = _table(Config, data.get("server", {}), "server", path)
     for name, cls in SECTIONS.items():
+        if name == "transfer":  # lists of tables: transfer_config below
+            values[name] = transfer_config(_knot_tables(data), path)
+            continue
         values[name] = cls(**_table(cls, data.get(name, {}), name, path))
     if "store" in values and not Path(values["store"]).is_absolute():
         values["store"] = str(path.parent / values["store"])
@@ -228,3 +295,128 @@ def changes(old: Config, new: Config) -> list[str]:
         elif before != after:
             found.append(f"server.{item.name}")
     return found
+
+
+# -- [transfer] with [[transfer.keys]], [[transfer.remotes]], [[transfer.acls]], [[transfer.zones]]
+SECTIONS["transfer"] = TransferConfig
+ACTIONS = ("transfer", "notify")
+LISTS = {"remotes": ("address",), "acls": ("address", "key", "action"), "zones": ("acl", "notify")}
+ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
+
+
+def _remote_address(text: str, where: str) -> str:
+    """'192.0.2.1', '192.0.2.1:53', '[2001:db8::1]:53' or '2001:db8::1' -> HOST:PORT."""
+    try:
+        ipaddress.ip_address(text)
+        return f"[{text}]:53" if ":" in text else f"{text}:53"
+    except ValueError:
+        parse_address(text, where)
+        return text
+
+
+def _key(table: dict[str, Any], where: str, path: Path) -> KeyConfig:
+    import base64
+
+    import dns.tsigkeyring
+
+    table = dict(table)
+    if "file" in table:
+        file = Path(str(table.pop("file")))
+        file = file if file.is_absolute() else path.parent / file
+        try:
+            ((name, key),) = dns.tsigkeyring.from_file(file).items()
+        except Exception as exc:
+            raise ConfigError(f"{path}: {where}.file {file}: not a TSIG key file ({exc})") from exc
+        table.setdefault("id", name.to_text(omit_final_dot=True))
+        table.setdefault("algorithm", key.algorithm.to_text(omit_final_dot=True))
+        table.setdefault("secret", base64.b64encode(key.secret).decode())
+    key = KeyConfig(**_table(KeyConfig, table, where, path))
+    _check(key.algorithm.lower() in ALGORITHMS, str(path), f"{where}.algorithm", "one of "
+           + ", ".join(ALGORITHMS))  # fmt: skip
+    try:
+        ok = bool(base64.b64decode(key.secret, validate=True))
+    except ValueError:
+        ok = False
+    _check(ok, str(path), f"{where}.secret", "a base64 TSIG secret (or give file = ...)")
+    return key
+
+
+KNOT_TABLES = {"key": "keys", "remote": "remotes", "acl": "acls", "zone": "zones"}
+
+
+def _knot_tables(data: dict[str, Any]) -> Any:
+    """[transfer] with Knot's top-level [[key]], [[remote]], [[acl]], [[zone]] tables added
+    (the same as [[transfer.keys]], ...)."""
+    transfer = data.get("transfer", {})
+    if not isinstance(transfer, dict) or not set(KNOT_TABLES) & set(data):
+        return transfer
+    merged = dict(transfer)
+    for name, plural in KNOT_TABLES.items():
+        if name in data:
+            tables = data[name] if isinstance(data[name], list) else [data[name]]
+            merged[plural] = [*merged.get(plural, []), *tables]
+    return merged
+
+
+def transfer_config(data: Any, path: Path) -> TransferConfig:
+    """The ``[transfer]`` table and its lists of tables, every reference checked."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: [transfer] must be a table")
+    kinds: dict[str, type] = {
+        "keys": KeyConfig, "remotes": RemoteConfig, "acls": AclConfig, "zones": ZoneTransferConfig
+    }  # fmt: skip
+    found: dict[str, list[Any]] = {name: [] for name in kinds}
+    for name, cls in kinds.items():
+        tables = data.get(name, [])
+        if not isinstance(tables, list):
+            raise ConfigError(f"{path}: transfer.{name} must be a list of tables")
+        for index, table in enumerate(tables):
+            where, need = f"transfer.{name}[{index}]", "name" if name == "zones" else "id"
+            if not isinstance(table, dict) or need not in table:
+                raise ConfigError(f"{path}: {where} must be a table with {need} = ...")
+            lists = LISTS.get(name, ())  # a single string stands for a list of one
+            table = {k: [v] if k in lists and isinstance(v, str) else v for k, v in table.items()}
+            if name == "keys":
+                found[name].append(_key(table, where, path))
+            else:
+                found[name].append(cls(**_table(cls, table, where, path)))
+    ids: dict[str, set[str]] = {}
+    for name, items in found.items():
+        seen = [getattr(item, "name" if name == "zones" else "id") for item in items]
+        twice = sorted({x for x in seen if seen.count(x) > 1})
+        _check(not twice, str(path), f"transfer.{name} {', '.join(twice)}", "defined once")
+        ids[name] = set(seen)
+
+    def refs(values: tuple[str, ...], kind: str, where: str) -> None:
+        missing = [v for v in values if v not in ids[kind]]
+        _check(not missing, str(path), where, f"ids of transfer.{kind}; unknown: {missing}")
+
+    remotes = []
+    for index, remote in enumerate(found["remotes"]):
+        where = f"transfer.remotes[{index}]"
+        _check(bool(remote.address), str(path), f"{where}.address", "a list of HOST:PORT")
+        refs((remote.key,) if remote.key else (), "keys", f"{where}.key")
+        address = tuple(_remote_address(a, f"{path}: {where}.address") for a in remote.address)
+        remotes.append(replace(remote, address=address))
+    for index, acl in enumerate(found["acls"]):
+        where = f"transfer.acls[{index}]"
+        refs(acl.key, "keys", f"{where}.key")
+        bad = [a for a in acl.action if a not in ACTIONS]
+        _check(not bad and bool(acl.action), str(path), f"{where}.action", "transfer and/or notify")
+        for network in acl.address:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {where}.address: {exc}") from exc
+    for index, zone in enumerate(found["zones"]):
+        refs(zone.acl, "acls", f"transfer.zones[{index}].acl")
+        refs(zone.notify, "remotes", f"transfer.zones[{index}].notify")
+    settings = _table(TransferConfig, {k: v for k, v in data.items() if k not in kinds},
+                      "transfer", path)  # fmt: skip
+    config = TransferConfig(**settings, keys=tuple(found["keys"]), remotes=tuple(remotes),
+                            acls=tuple(found["acls"]), zones=tuple(found["zones"]))  # fmt: skip
+    for key in ("ixfr_max_depth", "ixfr_max_changes"):
+        _check(getattr(config, key) >= 0, str(path), f"transfer.{key}", "0 (AXFR only) or more")
+    _check(config.notify_timeout > 0, str(path), "transfer.notify_timeout", "positive (seconds)")
+    _check(config.notify_retries >= 0, str(path), "transfer.notify_retries", "0 or more")
+    return config
