@@ -290,3 +290,34 @@ def licensed_store(writable_store: Path, tmp_path: Path) -> Licensed:
         result = CliRunner().invoke(zonetools, [*args, "--joining", "--out", str(keys)])
         assert result.exit_code == 0, result.output
     return Licensed(writable_store, keys)
+
+
+# -- zone transfers and NOTIFY (tests/test_xfr*.py, tests/test_notify.py) -------------------
+XFR_KEY = "xfr-test"
+XFR_SECRET = "b3BlcmF0b3ItZW51bSB0cmFuc2ZlciB0ZXN0cyBrZXk="  # base64 of a test-only secret
+
+
+def zonetools_run(store: Path, *args: str) -> str:
+    """Run a zonetools command on a store (as a publisher would); its output."""
+    from click.testing import CliRunner
+
+    from zonetools.cli import main as zonetools
+
+    result = CliRunner().invoke(zonetools, ["--store", str(store), "--who", "tester", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def wait_for_serial(host: str, port: int, apex: str, serial: int, timeout: float = 10.0) -> None:
+    """Wait until a server answers the apex SOA with this serial."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            query = dns.message.make_query(apex, "SOA")
+            answer = dns.query.udp(query, host, port=port, timeout=0.5).answer
+            if answer and answer[0][0].serial == serial:
+                return
+        except (dns.exception.Timeout, OSError):
+            pass
+        assert time.monotonic() < deadline, f"{host}:{port} did not serve serial {serial}"
+        time.sleep(0.05)
