@@ -423,3 +423,27 @@ def test_server_keeps_answering_during_a_bulk_import(
         answered += 1
     assert process.returncode == 0 and answered > 10
     wait_for(running, "0.0.0.0.0.0.0.4.4.8.5.3.e164.arpa.", "ims.op09.example.fi")
+
+
+def test_zone_add_on_an_empty_store(tmp_path: Path) -> None:
+    store = tmp_path / "new.sqlite"
+    assert zt(store, "init").exit_code == 0
+    result = zt(
+        store,
+        "zone",
+        "add",
+        "tier1",
+        "--apex",
+        "8.5.3.e164.arpa.",
+        "--mname",
+        "ns1.enum.example.fi.",
+        "--rname",
+        "hostmaster.enum.example.fi.",
+        "--ns",
+        "ns1.enum.example.fi.",
+    )
+    assert result.exit_code == 0, result.output
+    zones = json.loads(zt(store, "zone", "list", "--json").output)
+    assert [(z["name"], z["apex"], z["style"], z["operator"]) for z in zones] == [
+        ("tier1", "8.5.3.e164.arpa.", "naptr", None)
+    ]

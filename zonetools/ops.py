@@ -390,7 +390,7 @@ def set_zone(change: Change, fields: dict[str, Any], rec: Recorder) -> None:
         _operator(change, str(merged["operator"]), "TY")
     if reasons:
         raise OpError("; ".join(reasons))
-    record = {k: merged[k] for k in (*ZONE_DEFAULTS, "operator")} | {
+    record = {k: merged.get(k) for k in (*ZONE_DEFAULTS, "operator")} | {
         "name": name,
         "apex": apex,
         "mname": names[0],
