@@ -260,7 +260,7 @@ class Engine:
         self.counters.section_misses += 1
         answer = resolve(query.labels, qtype, self.view, self.clock())
         zone = self.apexes.get(answer.zone, NO_ZONE) if answer.zone else NO_ZONE
-        body = encode_body(answer, query.offsets)
+        body = encode_body(answer, query.labels)
         kind = answer.kind._value_  # (Enum.value is a Python-level property)
         found = (body, zone, kind, answer.expires, answer.counted)
         if len(self.bodies) >= self.cache_size:

@@ -8,7 +8,6 @@ text name conversion; the server's hot path works on lowercased wire labels inst
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import dns.e164
 import dns.name
@@ -100,6 +99,9 @@ PLAN: tuple[PlanEntry, ...] = (
 )
 _PLAN_BY_PREFIX = {entry.prefix: entry for entry in PLAN}
 _LONGEST_PREFIX = max(len(entry.prefix) for entry in PLAN)
+# Proper prefixes of the plan's prefixes: past the first digits that are not one of these, no
+# longer block can match, so the longest match is found in a few steps (every cache miss asks).
+_PLAN_ANCESTORS = frozenset(e.prefix[:size] for e in PLAN for size in range(1, len(e.prefix)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +141,13 @@ def plan_entry(digits: str) -> PlanEntry | None:
     if not digits.startswith(COUNTRY_CODE):
         return None
     nsn = digits[len(COUNTRY_CODE) :]
-    for size in range(min(len(nsn), _LONGEST_PREFIX), 0, -1):
-        entry = _PLAN_BY_PREFIX.get(nsn[:size])
-        if entry is not None:
-            return entry
-    return None
+    found = None
+    for size in range(1, min(len(nsn), _LONGEST_PREFIX) + 1):
+        head = nsn[:size]
+        found = _PLAN_BY_PREFIX.get(head, found)
+        if head not in _PLAN_ANCESTORS:
+            break
+    return found
 
 
 def kind_of(digits: str) -> str:
@@ -151,13 +155,7 @@ def kind_of(digits: str) -> str:
 
     Bounded values, so usable as a metrics label; 'unknown' outside the plan.
     """
-    return _kind_of_head(digits[: len(COUNTRY_CODE) + _LONGEST_PREFIX])
-
-
-@lru_cache(maxsize=4096)
-def _kind_of_head(head: str) -> str:
-    """kind_of for the digits plan_entry reads (resolution asks it on every cache miss)."""
-    entry = plan_entry(head)
+    entry = plan_entry(digits)
     return entry.kind if entry else "unknown"
 
 

@@ -380,20 +380,22 @@ class NumberView:
         fields = _template_fields(digits, *self.operator_chain(holder))
         cap = None if switch is None else max(1, int(switch - now))
         return tuple(
-            Record(
-                0,
-                NAPTR,
-                route.ttl if cap is None else min(route.ttl, cap),
-                Naptr(
-                    route.order,
-                    route.preference,
-                    route.flags,
-                    route.service,
-                    _expand(route.regexp, fields),
-                    _expand(route.replacement, fields),
-                ),
-            )
-            for route in routes
+            [  # a list, not a generator: cheaper for two or three routes
+                Record(
+                    0,
+                    NAPTR,
+                    route.ttl if cap is None else min(route.ttl, cap),
+                    Naptr(
+                        route.order,
+                        route.preference,
+                        route.flags,
+                        route.service,
+                        _expand(route.regexp, fields),
+                        _expand(route.replacement, fields),
+                    ),
+                )
+                for route in routes
+            ]
         )
 
 

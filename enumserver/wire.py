@@ -8,6 +8,7 @@ client's letter case is kept and the encoded sections can be cached for every sp
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ _RR_FIXED = struct.Struct("!HHIH")
 _U16 = struct.Struct("!H")
 _U16X2 = struct.Struct("!HH")
 _LENGTH = tuple(bytes((size,)) for size in range(256))  # a character-string's length byte
+_ONE_BYTE_LABELS = re.compile(rb"(?:\x01[\x00-\xff])*")  # a run of one-byte labels
 
 
 class Query:
@@ -152,8 +154,11 @@ def parse_query(data: bytes) -> Query | None:
         return query
     lowered = data.lower()
     text = lowered.decode("latin-1")
-    pos = 12
-    labels: list[str] = []
+    pos = _ONE_BYTE_LABELS.match(data, 12).end()  # type: ignore[union-attr]  # (always matches)
+    if pos > 266:
+        query.error = FORMERR  # name > 255
+        return query
+    labels = list(text[13:pos:2])  # the digits of an ENUM name, without a loop in Python
     append = labels.append
     while True:
         if pos >= size:
@@ -242,19 +247,35 @@ def rdata_wire(rtype: int, rdata: object) -> bytes:
 _QUESTION_POINTER = _U16.pack(0xC000 | 12)  # owner 0: the question name, always at offset 12
 
 
-def _records(records: tuple[Record, ...], offsets: Sequence[int]) -> bytes:
+def _records(records: tuple[Record, ...], labels: Sequence[str]) -> bytes:
+    """Encoded RRs; an int owner is a pointer to the question name minus that many labels."""
     if not records:
         return b""
     out = []
     for record in records:
         owner = record.owner
-        if owner == 0 and offsets:
+        if owner == 0 and labels:
             name = _QUESTION_POINTER
         elif isinstance(owner, int):
-            name = _U16.pack(0xC000 | offsets[owner]) if owner < len(offsets) else b"\x00"
+            if owner < len(labels):  # its offset: the header, then the labels dropped
+                name = _U16.pack(0xC000 | (12 + owner + sum(map(len, labels[:owner]))))
+            else:
+                name = b"\x00"
         else:
             name = name_wire(owner)
-        rdata = rdata_wire(record.rtype, record.rdata)
+        data = record.rdata
+        if type(data) is Naptr:  # rdata_wire's first case, inlined: every answer is one
+            regexp = data.regexp.encode()
+            if len(regexp) > 255:
+                raise ValueError(f"character-string over 255 bytes: {data.regexp[:40]}...")
+            rdata = (
+                _naptr_head(data.order, data.preference, data.flags, data.service)
+                + _LENGTH[len(regexp)]
+                + regexp
+                + name_wire(data.replacement)
+            )
+        else:
+            rdata = rdata_wire(record.rtype, data)
         out.append(name + _RR_FIXED.pack(record.rtype, 1, record.ttl, len(rdata)) + rdata)
     return b"".join(out)
 
@@ -271,15 +292,15 @@ class Body:
     additional: bytes
 
 
-def encode_body(answer: Answer, offsets: Sequence[int]) -> Body:
-    """Encode an Answer's sections against the question's label offsets."""
+def encode_body(answer: Answer, labels: Sequence[str]) -> Body:
+    """Encode an Answer's sections against the question's labels (owners point into it)."""
     return Body(
         answer.aa,
         answer.rcode,
         (len(answer.answer), len(answer.authority), len(answer.additional)),
-        _records(answer.answer, offsets),
-        _records(answer.authority, offsets),
-        _records(answer.additional, offsets),
+        _records(answer.answer, labels),
+        _records(answer.authority, labels),
+        _records(answer.additional, labels),
     )
 
 

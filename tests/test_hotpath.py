@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enumserver import numbers
 from enumserver.engine import Engine
 from enumserver.wire import parse_query
 
@@ -58,3 +59,26 @@ def test_only_ascii_digits_make_a_number(demo_store: Path, label: str) -> None:
     assert isinstance(reply, bytes)
     message = dns.message.from_wire(reply)
     assert message.rcode() == dns.rcode.NXDOMAIN and not message.answer
+
+
+def test_a_name_of_one_byte_labels_over_255_bytes_is_formerr() -> None:
+    header = bytes.fromhex("123400000001000000000000")
+    for count, error in ((127, 0), (128, 1), (200, 1)):  # 127 labels: 255 bytes with the root
+        query = parse_query(header + b"\x015" * count + b"\x00\x00\x23\x00\x01")
+        assert query is not None and query.error == error
+        if not error:
+            assert query.labels == ("5",) * count
+
+
+@settings(max_examples=2000, deadline=None)
+@given(digits=st.text("0123456789", max_size=15))
+def test_plan_entry_is_the_longest_matching_block(digits: str) -> None:
+    nsn = digits[3:] if digits.startswith("358") else None
+    longest = None
+    if nsn is not None:
+        for entry in numbers.PLAN:
+            if nsn.startswith(entry.prefix) and (
+                longest is None or len(entry.prefix) > len(longest.prefix)
+            ):
+                longest = entry
+    assert numbers.plan_entry(digits) == longest
