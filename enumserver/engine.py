@@ -82,7 +82,7 @@ class Engine:
         store: str | Path,
         zones: Sequence[str] = (),
         max_payload: int = 1232,
-        cache_size: int = 200_000,
+        cache_size: int = 100_000,
         counters: Counters | None = None,
     ) -> None:
         self.reader = StoreReader(store)  # for handlers: every read sees the latest commit
