@@ -140,6 +140,13 @@ class StoreReader:
             return True
         return False
 
+    def map_memory(self, size: int = 1 << 36) -> None:
+        """Read the file through a memory map (SQLite caps it, 2 GiB in Debian's build): a page
+        not in SQLite's cache costs no read() and no copy. The mapped pages are the kernel's
+        page cache (RssFile), shared by every worker. The store is never truncated (no VACUUM).
+        """
+        self.conn.execute(f"PRAGMA mmap_size={int(size)}").fetchall()
+
     def pin(self) -> bool:
         """Hold a read transaction from now on, ending the one held before: every read sees the
         store as one commit left it, until the next pin. True when another connection committed
