@@ -67,6 +67,19 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         server = self.server
+        if server.plain:  # no rate limiting, latency histogram or query log: the short path
+            try:
+                response = server.engine.handle(data, False, self.v6, addr)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("unexpected error on a UDP query")
+                return
+            if response.__class__ is bytes and not self.paused:
+                self.transport.sendto(response, addr)  # type: ignore[union-attr]
+            elif isinstance(response, list):  # several messages are a TCP-only answer (transfers)
+                self._send(response[0] if response else None, addr)
+            else:
+                self._send(response, addr)  # silence, or a full send buffer
+            return
         latency = server.latency
         started = time.perf_counter_ns() if latency is not None else 0
         rrl = server.rrl
@@ -223,6 +236,7 @@ class DnsServer:
         self.rrl: RateLimiter | None = None
         self.querylog: logs.QueryLog | None = None
         self.latency: tuple[Histogram, Histogram] | None = None
+        self.plain = False  # UDP takes the short path (see _apply_limits)
         self.metrics: MetricsServer | None = None
         self.listeners: dict[str, Listener] = {}
         self.udp_inodes: set[int] = set()
@@ -249,6 +263,7 @@ class DnsServer:
             self.querylog = logs.QueryLog(every, size, self.counters) if every else None
         latency = self.counters.latency
         self.latency = (latency["udp"], latency["tcp"]) if config.metrics.enabled else None
+        self.plain = self.rrl is None and self.latency is None and self.querylog is None
 
     # -- what the metrics collector reads ------------------------------------------------
     def serials(self) -> dict[str, int]:
