@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from enumserver.wire import truncated_response
 from enumserver.workers import Supervisor, WorkerError
 
 log = logging.getLogger("enumserver")
+FULL_GC_INTERVAL = 600.0  # seconds between full collections when no publish dropped the caches
 
 
 def sd_notify(state: str) -> None:
@@ -345,12 +347,17 @@ class DnsServer:
         log.info("metrics on http://%s/metrics", config.metrics.listen)
 
     async def reload_loop(self) -> None:
+        collected = time.monotonic()
         while not self.stopping.is_set():
             try:
-                self.engine.refresh()
+                dropped = self.engine.refresh()
             except Exception:
+                dropped = False
                 self.counters.store_errors += 1
                 log.exception("could not read the store; still serving the previous data")
+            if dropped or time.monotonic() - collected > FULL_GC_INTERVAL:
+                gc.collect()  # the caches were just dropped: the heap is at its smallest
+                collected = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.config.reload_interval)
 
@@ -430,6 +437,11 @@ async def _main(
 ) -> None:
     server = DnsServer(config, loader)
     await server.start()
+    # The caches keep ~100,000 answers alive: a full collection walking them paused the loop
+    # for ~100 ms every ~25,000 misses (the p99 of a loaded server). Everything allocated so far
+    # stays out of collections; full ones run only from reload_loop.
+    gc.freeze()
+    gc.set_threshold(gc.get_threshold()[0], 10, 1_000_000_000)
     if ready is not None:
         ready()  # a worker tells the supervisor it serves
     loop = asyncio.get_running_loop()
