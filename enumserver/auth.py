@@ -259,20 +259,27 @@ class Verifier:
         if not isinstance(verified, tuple):
             return verified
         message = verified[0]
-        plain = dns.message.Message(id=message.id)
-        plain.flags, plain.question = message.flags, message.question
-        if message.edns >= 0:
-            options = list(message.options)
-            plain.use_edns(message.edns, message.ednsflags, message.payload, options=options)
-        v6 = peer is not None and ":" in peer[0]
-        answer = self.engine.handle(plain.to_wire(), tcp, v6, peer)
-        if isinstance(answer, list):
-            answer = answer[0] if answer else None
-        if answer is None:
-            return None
-        response = dns.message.from_wire(answer)
-        algorithm = message.keyalgorithm or dns.tsig.default_algorithm
-        response.use_tsig(message.keyring, original_id=message.id, algorithm=algorithm)
-        response.request_mac = message.mac or b""
-        limit = 65535 if tcp else udp_limit(query, self.engine.max_payload)
-        return response.to_wire(max_size=limit, prefer_truncation=True)
+        return answer_signed(self.engine, message, query, peer, tcp)
+
+
+def answer_signed(
+    engine: Engine, message: dns.message.Message, query: Query, peer: Peer | None, tcp: bool
+) -> bytes | None:
+    """A verified signed query answered as the engine answers it unsigned, then signed."""
+    plain = dns.message.Message(id=message.id)
+    plain.flags, plain.question = message.flags, message.question
+    if message.edns >= 0:
+        options = list(message.options)
+        plain.use_edns(message.edns, message.ednsflags, message.payload, options=options)
+    v6 = peer is not None and ":" in peer[0]
+    answer = engine.handle(plain.to_wire(), tcp, v6, peer)
+    if isinstance(answer, list):
+        answer = answer[0] if answer else None
+    if answer is None:
+        return None
+    response = dns.message.from_wire(answer)
+    algorithm = message.keyalgorithm or dns.tsig.default_algorithm
+    response.use_tsig(message.keyring, original_id=message.id, algorithm=algorithm)
+    response.request_mac = message.mac or b""
+    limit = 65535 if tcp else udp_limit(query, engine.max_payload)
+    return response.to_wire(max_size=limit, prefer_truncation=True)

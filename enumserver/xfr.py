@@ -33,6 +33,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from enumserver import logs
+from enumserver.auth import answer_signed
 from enumserver.config import Config, TransferConfig
 from enumserver.engine import Engine, Peer
 from enumserver.ixfr import Difference, Unreachable, differences, soa_entry
@@ -299,26 +300,3 @@ def refusal(request: dns.message.Message, rcode: dns.rcode.Rcode, payload: int) 
     if rcode == R.NOTAUTH:
         response.flags &= ~dns.flags.AA
     return response.to_wire()
-
-
-def answer_signed(
-    engine: Engine, message: dns.message.Message, query: Query, peer: Peer | None, tcp: bool
-) -> bytes | None:
-    """A verified signed query answered as the engine answers it unsigned, then signed."""
-    plain = dns.message.Message(id=message.id)
-    plain.flags, plain.question = message.flags, message.question
-    if message.edns >= 0:
-        options = list(message.options)
-        plain.use_edns(message.edns, message.ednsflags, message.payload, options=options)
-    v6 = peer is not None and ":" in peer[0]
-    answer = engine.handle(plain.to_wire(), tcp, v6, peer)
-    if isinstance(answer, list):
-        answer = answer[0] if answer else None
-    if answer is None:
-        return None
-    response = dns.message.from_wire(answer)
-    algorithm = message.keyalgorithm or dns.tsig.default_algorithm
-    response.use_tsig(message.keyring, original_id=message.id, algorithm=algorithm)
-    response.request_mac = message.mac or b""
-    limit = 65535 if tcp else udp_limit(query, engine.max_payload)
-    return response.to_wire(max_size=limit, prefer_truncation=True)
