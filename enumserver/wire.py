@@ -220,6 +220,16 @@ def _naptr_head(order: int, preference: int, flags: str, service: str) -> bytes:
     return head
 
 
+_NAMES: dict[str, bytes] = {}  # name_wire's answers, looked up without lru_cache's call
+
+
+def _name(text: str) -> bytes:
+    if len(_NAMES) >= 4096:
+        _NAMES.clear()
+    wire = _NAMES[text] = name_wire(text)
+    return wire
+
+
 def rdata_wire(rtype: int, rdata: object) -> bytes:
     """RDATA bytes of one record (names uncompressed, as RFC 3597 asks for NAPTR)."""
     if isinstance(rdata, Naptr):
@@ -268,12 +278,11 @@ def _records(records: tuple[Record, ...], labels: Sequence[str]) -> bytes:
             regexp = data.regexp.encode()
             if len(regexp) > 255:
                 raise ValueError(f"character-string over 255 bytes: {data.regexp[:40]}...")
-            rdata = (
-                _naptr_head(data.order, data.preference, data.flags, data.service)
-                + _LENGTH[len(regexp)]
-                + regexp
-                + name_wire(data.replacement)
-            )
+            head = _NAPTR_HEADS.get((data.order, data.preference, data.flags, data.service))
+            if head is None:
+                head = _naptr_head(data.order, data.preference, data.flags, data.service)
+            replacement = _NAMES.get(data.replacement) or _name(data.replacement)
+            rdata = head + _LENGTH[len(regexp)] + regexp + replacement
         else:
             rdata = rdata_wire(record.rtype, data)
         out.append(name + _RR_FIXED.pack(record.rtype, 1, record.ttl, len(rdata)) + rdata)
@@ -294,13 +303,14 @@ class Body:
 
 def encode_body(answer: Answer, labels: Sequence[str]) -> Body:
     """Encode an Answer's sections against the question's labels (owners point into it)."""
+    an, ns, ar = answer.answer, answer.authority, answer.additional
     return Body(
         answer.aa,
         answer.rcode,
-        (len(answer.answer), len(answer.authority), len(answer.additional)),
-        _records(answer.answer, labels),
-        _records(answer.authority, labels),
-        _records(answer.additional, labels),
+        (len(an), len(ns), len(ar)),
+        _records(an, labels) if an else b"",
+        _records(ns, labels) if ns else b"",
+        _records(ar, labels) if ar else b"",
     )
 
 
@@ -332,9 +342,12 @@ def encode_response(query: Query, body: Body, limit: int, max_payload: int) -> b
         ar = 0
     else:
         sections, an, ns, ar, tc = b"", 0, 0, 0, True
-    header = _HEADER.pack(
-        query.id, _flags(query, body.aa, tc, body.rcode), 1, an, ns, ar + (1 if opt else 0)
-    )
+    flags = 0x8000 | (query.flags & 0x7910) | (body.rcode & 0xF)  # _flags, inlined
+    if body.aa:
+        flags |= 0x0400
+    if tc:
+        flags |= 0x0200
+    header = _HEADER.pack(query.id, flags, 1, an, ns, ar + (1 if opt else 0))
     return header + query.question + sections + opt
 
 
