@@ -134,19 +134,41 @@ def start(
     )
 
 
-def start_ours(
-    data: DataSet, tmp: Path, timeout: float, workers: int, cpus: str, root: Path
-) -> Server:
+def python_venv(python: str, root: Path, work: Path) -> tuple[Path, str]:
+    """A virtualenv of another interpreter with the project installed (editable), made once
+    by the project venv's pip; (its python, a label such as 'python3.11.2')."""
+    version = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    venv = work / f"venv-{Path(python).name}-{version}"
+    exe = venv / "bin" / "python"
+    if not (venv / "installed").exists():
+        log(f"making {venv} with {python} ({version})")
+        subprocess.run([python, "-m", "venv", "--without-pip", "--clear", str(venv)], check=True)
+        pip = [str(root / ".venv" / "bin" / "pip"), "--python", str(exe), "install", "-q"]
+        subprocess.run([*pip, "-e", str(root)], check=True)
+        (venv / "installed").touch()
+    return exe, f"python {version}"
+
+
+def start_ours(data: DataSet, tmp: Path, timeout: float, workers: int, cpus: str, root: Path,
+               python: tuple[Path, str] | None = None) -> Server:  # fmt: skip
+    """Our server from the project venv, or under another interpreter (``python_venv``)."""
     exe = root / ".venv" / "bin" / "enumserver"
     if not exe.exists():
         raise BenchError(f"{exe} not found (pip install -e . in the venv)")
     port = free_port()
-    argv = [str(exe), "serve", "--store", str(data.store), "--listen", f"127.0.0.1:{port}"]
-    label = "operator-enum"
+    command = [str(exe)] if python is None else [str(python[0]), "-m", "enumserver"]
+    argv = [*command, "serve", "--store", str(data.store), "--listen", f"127.0.0.1:{port}"]
+    label = "operator-enum" if python is None else f"operator-enum ({python[1]})"
     if workers > 1:
         argv += ["--workers", str(workers)]
         label += f" x{workers}"
-    return start(label, "ours", argv, port, tmp / f"ours-{workers}.log", timeout, cpus, root)
+    log_name = f"ours-{workers}{'-py' if python else ''}.log"
+    return start(label, "ours", argv, port, tmp / log_name, timeout, cpus, root)
 
 
 def start_pdns(data: DataSet, tmp: Path, timeout: float, threads: int, cpus: str) -> Server:
