@@ -6,10 +6,16 @@ the RRsets a change set can touch are at the names of the numbers it changed and
 ancestors (empty non-terminals appear and vanish, and with them the ``*`` below them). So one
 difference costs a few lookups per changed number, whatever the size of the zone.
 
+A schedule tick (``enumserver.ticks``) moves the moment the image evaluates scheduled numbers
+at: the image before it is the same store at the old moment, and only the NAPTR RRsets of the
+zone's scheduled numbers can differ (the set that switched, or a TTL capped by the next switch);
+with a range schedule, also those of the explicit numbers of its range.
+
 Changes to the small tables (operators, ranges, templates, Tier2 servers of a referral zone,
 the zone itself, schedules) reach names all over the zone: for those, and when the journal no
 longer reaches the client's serial or spans more than the configured depth or rows, the
-transfer is the whole zone (:class:`Unreachable`, AXFR-style IXFR).
+transfer is the whole zone (:class:`Unreachable`, AXFR-style IXFR). So is the first tick of a
+store (the transfers before it had no fixed moment).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from enumserver.store.read import JournalRow
 from enumserver.zoneimage import Entry, ImageLookups, ZoneState
 
 NO_IMAGE = frozenset({"licences"})  # journaled, but never part of a zone image
+TICKS = frozenset({"tick", "switch"})  # schedule ticks: read by differences()
+RANGE_SCHEDULE_NUMBERS = 10_000  # explicit numbers under range schedules a tick may rediff
 EntryKey = tuple[str, bool, str | None, int]
 Past = dict[str, dict[str, list[Route] | None]]  # number -> operator -> its routes then
 
@@ -147,7 +155,9 @@ def check_rows(state: ZoneState, rows: list[JournalRow]) -> None:
     for row in rows:
         if row.entity == "ported" or (row.entity == "routes" and row.key[1] is not None):
             continue
-        if row.entity in NO_IMAGE or (row.entity == "zones" and row.key[0] != state.zone.name):
+        if row.entity in NO_IMAGE | TICKS:
+            continue
+        if row.entity == "zones" and row.key[0] != state.zone.name:
             continue
         if row.entity == "tier2_servers" and not state.referral:
             continue  # a naptr-style image has no NS below the apex
@@ -182,12 +192,19 @@ def differences(
     ported: dict[str, str | None] = {}
     routes: Past = {}
     after = state
+    moment = state.snapshot.taken_at
     out = []
     for index in range(len(steps) - 1, -1, -1):
         rows = by_serial[steps[index]]
         touched = _touched(rows, state.lead)
         _overlay(rows, ported, routes)
-        before = past_state(state, dict(ported), {n: dict(r) for n, r in routes.items()})
+        for row in rows:
+            if row.entity == "tick":
+                if row.old is None:
+                    raise Unreachable(f"the first schedule tick at serial {row.serial}")
+                moment = float(row.old["at"])
+                touched |= set() if state.referral else scheduled_numbers(state)
+        before = past_state(state, dict(ported), {n: dict(r) for n, r in routes.items()}, moment)
         deleted, added = diff(entries_at(before, touched), entries_at(after, touched))
         serial = steps[index - 1] if index else old
         out.append(Difference(serial, steps[index], deleted, added))
@@ -195,15 +212,35 @@ def differences(
     return out[::-1]
 
 
+def scheduled_numbers(state: ZoneState) -> set[str]:
+    """The numbers of a naptr-style image whose NAPTR RRset depends on the schedule moment:
+    numbers with a schedule of their own, and explicit numbers under a range schedule."""
+    lead = state.lead
+    found = {d for d in state.snapshot.schedules if d.startswith(lead)}
+    for prefix in state.snapshot.range_schedules:
+        if not (prefix.startswith(lead) or lead.startswith(prefix)):
+            continue
+        below = state.reader.explicit_numbers(max(prefix, lead, key=len),
+                                              RANGE_SCHEDULE_NUMBERS + 1)  # fmt: skip
+        numbers = list(below)
+        if len(numbers) > RANGE_SCHEDULE_NUMBERS:
+            raise Unreachable(f"more than {RANGE_SCHEDULE_NUMBERS} numbers under range +{prefix}")
+        found.update(numbers)
+    return found
+
+
 def past_state(
     state: ZoneState,
     ported: dict[str, str | None],
     routes: Past,
+    moment: float | None = None,
 ) -> ZoneState:
-    """The zone as it was, given old values of some numbers."""
+    """The zone as it was, given old values of some numbers (and the old schedule moment)."""
     snapshot = state.snapshot
     if any(r for past in routes.values() for r in past.values()):
         snapshot = dataclasses.replace(snapshot, has_number_routes=True)
+    if moment is not None and moment != snapshot.taken_at:
+        snapshot = dataclasses.replace(snapshot, taken_at=moment)
     lookups = PastLookups(state.reader, ported, routes)
     return ZoneState(state.zone, snapshot, lookups)
 

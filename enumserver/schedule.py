@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from enumserver.model import Route
@@ -30,6 +30,7 @@ ROUTE_FIELDS = ("order", "preference", "flags", "service", "regexp", "replacemen
 DAY_MINUTES = 1440
 SCAN_DAYS = 371  # a year and a week: every annual holiday and every weekday is seen
 Moment = float | dt.datetime
+K = TypeVar("K", bound=Hashable)
 
 
 class ScheduleError(ValueError):
@@ -143,6 +144,28 @@ def switches(schedule: Schedule, moment: Moment, count: int = 5) -> list[tuple[f
         out.append((switch, name))
         switch = following
     return out
+
+
+def changed_between(
+    schedules: Mapping[K, Schedule], before: Moment, after: Moment
+) -> dict[K, tuple[str, str]]:
+    """The schedules whose set in force at ``after`` differs from the one at ``before``:
+    key -> (old set, new set). A schedule that switched and switched back in between has the
+    same answer at both moments and is left out (nothing a zone transfer must carry)."""
+    start, end = epoch(before), epoch(after)
+    found = {}
+    for key, schedule in schedules.items():
+        old, new = set_at(schedule, start), set_at(schedule, end)
+        if old != new:
+            found[key] = (old, new)
+    return found
+
+
+def first_switch(schedules: Iterable[Schedule], moment: Moment) -> float | None:
+    """The earliest next switch of any of the schedules after a moment, or None."""
+    now = epoch(moment)
+    found = [evaluate(schedule, now)[1] for schedule in schedules]
+    return min((switch for switch in found if switch is not None), default=None)
 
 
 def next_switch(schedule: Schedule, now: float, current: str) -> float | None:

@@ -42,7 +42,7 @@ from enumserver.resolve import zones_by_apex
 from enumserver.store import StoreReader
 from enumserver.wire import Query, error_response, udp_limit
 from enumserver.xfrwire import MESSAGE_LIMIT, Tsig, Writer, tsig_error
-from enumserver.zoneimage import Entry, ZoneState
+from enumserver.zoneimage import Entry, ZoneState, at_schedule_moment
 
 log = logging.getLogger("enumserver")
 
@@ -213,7 +213,7 @@ class Transfers:
             if not self.access.allows("transfer", zone, peer, signer):
                 logs.log_transfer(client, zone.apex, kind, zone.serial, "refused", rcode="REFUSED")
                 return refusal(request, R.REFUSED, self.engine.max_payload)
-            state = ZoneState(zone, snapshot, reader)
+            state = ZoneState(zone, at_schedule_moment(snapshot, reader), reader)
             tsig = Tsig(request.keyring, request) if request.had_tsig else None
             limit = MESSAGE_LIMIT if tcp else udp_limit(query, self.engine.max_payload) - 100
             started = time.perf_counter()

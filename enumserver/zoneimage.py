@@ -376,6 +376,14 @@ def build(state: ZoneState) -> dns.zone.Zone:
     return zone
 
 
+def at_schedule_moment(snapshot: Snapshot, reader: StoreReader) -> Snapshot:
+    """The snapshot as transfers read it: scheduled numbers evaluated at the store's schedule
+    moment (``enumserver.ticks``), so one serial has one content; before the first tick, at
+    the moment the snapshot was read."""
+    moment = reader.schedule_moment()
+    return snapshot if moment is None else dataclasses.replace(snapshot, taken_at=moment)
+
+
 @contextmanager
 def zone_state(store: Path, zone_name: str) -> Iterator[ZoneState]:
     """Read a zone's state in one read transaction (snapshot and numbers at one serial)."""
@@ -386,7 +394,7 @@ def zone_state(store: Path, zone_name: str) -> Iterator[ZoneState]:
     except (StoreError, sqlite3.Error) as exc:
         raise ImageError([f"cannot read store {store}: {exc}"]) from exc
     try:
-        snapshot = reader.snapshot()
+        snapshot = at_schedule_moment(reader.snapshot(), reader)
         zone = snapshot.zones.get(zone_name)
         if zone is None:
             known = ", ".join(sorted(snapshot.zones)) or "none"

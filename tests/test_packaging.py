@@ -13,11 +13,12 @@ from enumserver import config as configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "examples" / "systemd" / "enumserver.service"
+TICKER = ROOT / "examples" / "systemd" / "enumserver-ticker.service"
 
 
-def unit_settings() -> dict[str, list[str]]:
+def unit_settings(path: Path = UNIT) -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if "=" in line and not line.startswith(("#", "[")):
             key, value = line.split("=", 1)
             settings.setdefault(key, []).append(value)
@@ -36,16 +37,28 @@ def test_unit_is_notify_with_reload_and_least_privilege() -> None:
     assert unit["ProtectSystem"] == ["strict"]
 
 
-def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+def test_ticker_unit_runs_the_watching_ticker_without_network() -> None:
+    unit = unit_settings(TICKER)
+    assert unit["ExecStart"] == ["/opt/enumserver/bin/zonetools schedule tick --watch"]
+    assert "ENUM_STORE=/var/lib/enumserver/enum.sqlite" in unit["Environment"]
+    assert unit["Restart"] == ["always"] and unit["PrivateNetwork"] == ["yes"]
+    assert unit["CapabilityBoundingSet"] == [""] and unit["NoNewPrivileges"] == ["yes"]
+
+
+@pytest.mark.parametrize("path", [UNIT, TICKER], ids=lambda p: p.name)
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path, path: Path) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze not installed")
-    enumserver = shutil.which("enumserver") or str(ROOT / ".venv" / "bin" / "enumserver")
-    unit = tmp_path / "enumserver.service"
-    unit.write_text(UNIT.read_text().replace("/opt/enumserver/bin/enumserver", enumserver))
+    unit = tmp_path / path.name
+    text = path.read_text()
+    for tool in ("enumserver", "zonetools"):
+        found = shutil.which(tool) or str(ROOT / ".venv" / "bin" / tool)
+        text = text.replace(f"/opt/enumserver/bin/{tool}", found)
+    unit.write_text(text)
     done = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0 and "enumserver.service" not in done.stderr, done.stderr
+    assert done.returncode == 0 and path.name not in done.stderr, done.stderr
 
 
 def test_dockerfile_runs_unprivileged_with_a_valid_configuration(tmp_path: Path) -> None:

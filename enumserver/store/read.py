@@ -14,7 +14,7 @@ import sqlite_utils
 
 from enumserver.model import NumberRange, Operator, Route, Tier2Server, Zone
 from enumserver.schedule import Schedule, ScheduleError, parse
-from enumserver.store.schema import SCHEMA_VERSION
+from enumserver.store.schema import MOMENT_KEY, SCHEMA_VERSION
 
 
 class StoreError(Exception):
@@ -227,6 +227,12 @@ class StoreReader:
             except (ScheduleError, ValueError, KeyError) as exc:
                 raise StoreError(f"schedule of {row['scope']} +{row['target']}: {exc}") from exc
         return found
+
+    def schedule_moment(self) -> float | None:
+        """The moment zone transfers evaluate schedules at: the last one ``zonetools schedule
+        tick`` recorded with a switch (None before the first tick: the moment of transfer)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (MOMENT_KEY,)).fetchone()
+        return None if row is None else float(row[0])
 
     def recipient_of(self, digits: str) -> str | None:
         """The TY a number was ported to, or None when it is not ported."""

@@ -134,3 +134,6 @@ SCHEDULES_TABLE = """CREATE TABLE IF NOT EXISTS schedules (
     PRIMARY KEY (scope, target)
 ) WITHOUT ROWID"""
 SCHEMA += SCHEDULES_TABLE + ";\n"
+
+# The meta key of the moment zone transfers evaluate schedules at (enumserver/ticks.py).
+MOMENT_KEY = "schedule_moment"

@@ -19,7 +19,7 @@ import sqlite_utils
 
 from enumserver.model import Route
 from enumserver.store.read import StoreReader, connect
-from enumserver.store.schema import SCHEDULES_TABLE, SCHEMA, SCHEMA_VERSION
+from enumserver.store.schema import MOMENT_KEY, SCHEDULES_TABLE, SCHEMA, SCHEMA_VERSION
 
 ROUTE_FIELDS = ("order", "preference", "flags", "service", "regexp", "replacement", "ttl")
 TIER2_FIELDS = ("host", "ipv4", "ipv6", "ttl")
@@ -343,6 +343,23 @@ class Change:
         for scope, target in targets:
             self.replace_schedule(scope, target, ty, None)
         return len(targets)
+
+    def record_switches(
+        self, moment: float, switched: dict[tuple[str, str], tuple[str, str]]
+    ) -> None:
+        """Move the moment zone transfers evaluate schedules at, journaling it (``tick``: old
+        and new moment) and every schedule whose set changed (``switch``: old and new set)."""
+        sql = "SELECT value FROM meta WHERE key=?"
+        old = self.conn.execute(sql, (MOMENT_KEY,)).fetchone()
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MOMENT_KEY, repr(moment)))
+        self._journal("tick", [MOMENT_KEY], None if old is None else {"at": float(old[0])},
+                      {"at": moment})  # fmt: skip
+        for (scope, target), (before, after) in sorted(switched.items()):
+            self._journal("switch", [scope, target], {"set": before}, {"set": after})
+        what = [f"{'range ' if s == 'range' else ''}+{t}: {a} -> {b}"
+                for (s, t), (a, b) in sorted(switched.items())]  # fmt: skip
+        text = "; ".join(what) or "the first tick: transfers follow the schedule moment"
+        self.conn.execute("UPDATE audit SET message=? WHERE id=?", (text, self.audit_id))
 
     def licences_of(self, ty: str) -> list[dict[str, Any]]:
         """An operator's licences (with secrets: for the publishing path only), by id."""

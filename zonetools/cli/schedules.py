@@ -1,19 +1,34 @@
-"""Schedule commands: set, show, list, remove (routing of a number by time of day)."""
+"""Schedule commands: set, show, list, remove (routing of a number by time of day), tick."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
+from enumserver import ticks
 from enumserver.schedule import ZONE, evaluate, local_text, parse, switches
+from enumserver.ticks import Tick, next_wake, tick
 from zonetools import rules
 from zonetools.changes import ChangeSet, Op
 from zonetools.cli.numbers import _naptr_records
-from zonetools.cli.output import catalog, emit_json, fail, json_option, message_option, run
+from zonetools.cli.output import (
+    catalog,
+    emit_json,
+    fail,
+    json_option,
+    message_option,
+    run,
+    writer,
+)
 from zonetools.schedules import describe, key_of, now, timeline
 
 range_option = click.option(
@@ -217,6 +232,74 @@ def schedule_remove(
     scope, digits = _target(target, is_range)
     op = Op("remove", "schedule", {scope: f"+{digits}"}, "command line")
     run(ctx, ChangeSet([op], message=message), "schedule remove", as_json=as_json)
+
+
+def _tick_lines(done: Tick, wake: float | None) -> list[str]:
+    """A tick as lines: the serial and the switches it recorded, or why nothing was."""
+    if done.serial is None:
+        moment = "none yet" if done.moment is None else local_text(done.moment)
+        lines = [f"nothing to record (schedule moment: {moment})"]
+    elif done.first:
+        lines = [f"serial {done.serial}: transfers follow schedules as of now (the first tick)"]
+    else:
+        lines = [f"serial {done.serial}: switches as of {local_text(done.moment or 0)}"]
+        lines += [f"  {key_of(*key)}: {old} -> {new}" for key, (old, new) in done.switched.items()]
+    if wake is not None:
+        lines.append(f"next switch: {local_text(wake)}")
+    return lines
+
+
+def _tick_json(done: Tick, wake: float | None) -> dict[str, Any]:
+    def iso(moment: float | None) -> str | None:
+        return None if moment is None else dt.datetime.fromtimestamp(moment, dt.UTC).isoformat()
+
+    return {
+        "serial": done.serial,
+        "first": done.first,
+        "moment": iso(done.moment),
+        "switched": [
+            {"target": key_of(*key), "from": old, "to": new}
+            for key, (old, new) in done.switched.items()
+        ],
+        "next_switch": iso(wake),
+    }
+
+
+@schedule.command("tick")
+@click.option("--watch", is_flag=True, help="Keep running: tick at every switch (a service).")
+@click.option("--poll", type=float, default=1.0, show_default=True,
+              help="With --watch: seconds between looks for publishes.")  # fmt: skip
+@json_option
+@click.pass_context
+def schedule_tick(ctx: click.Context, watch: bool, poll: float, as_json: bool) -> None:
+    """Record the schedule switches due since the last tick under a new serial, so standard
+    secondaries get a NOTIFY and transfer the route sets in force (nothing when none switched).
+
+    With --watch, tick, then sleep until the next switch of any schedule (waking early after a
+    publish), and tick again, until SIGTERM: run it as a service (examples/systemd/).
+
+    Example: zonetools schedule tick --watch
+    """
+    store = writer(ctx)
+    path, who = store.path, ctx.obj["who"]
+
+    def report(done: Tick, wake: float | None) -> None:
+        text = json.dumps(_tick_json(done, wake), sort_keys=True) if as_json else None
+        click.echo(text or "\n".join(_tick_lines(done, wake)))
+        sys.stdout.flush()
+
+    if not watch:
+        try:
+            done = tick(store, now(), who)
+        finally:
+            store.close()
+        report(done, next_wake(path, now()))
+        return
+    store.close()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        ticks.watch(path, now, report, poll, stopping.is_set, who)
 
 
 COMMANDS = [schedule]
