@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ import dns.rdatatype
 
 from enumserver.engine import Engine
 from enumserver.numbers import kind_of, to_name
+from enumserver.resolve import NumberView, View, zones_by_apex
+from enumserver.schedule import switches
+from enumserver.store import StoreReader
 from zonetools import rules
 from zonetools.changes import ChangeSet
 from zonetools.cli.output import (
@@ -29,6 +33,7 @@ from zonetools.cli.output import (
     table,
 )
 from zonetools.imports import FileError, read_ported_csv
+from zonetools.schedules import SWITCHES_SHOWN, key_of, now, timeline
 
 
 @click.group()
@@ -269,6 +274,7 @@ def number_explain(ctx: click.Context, number: str, as_json: bool) -> None:
         "ported": ported,
         "serving_operator": holder,
         "routes": "per-number" if any(r["ty"] == holder for r in own) else "template",
+        "schedule": schedule_info(Path(ctx.obj["store"]), digits, holder),
         "answers": {},
     }
     for zone in store.zones():
@@ -286,11 +292,52 @@ def number_explain(ctx: click.Context, number: str, as_json: bool) -> None:
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         click.echo(f"{key}: {value}")
+    found = info["schedule"]
+    if found is None:
+        click.echo("schedule: none")
+    else:
+        click.echo(f"schedule: {found['target']} (operator {found['ty']}, Europe/Helsinki)")
+        for line in found["timeline"]:
+            click.echo(f"  {line}")
     for zone_name, lines in info["answers"].items():
         click.echo(f"answer in zone {zone_name}:")
         for line in lines:
             if not line.startswith(("id ", "opcode ")):
                 click.echo(f"  {line}")
+
+
+def schedule_info(store: Path, digits: str, holder: str | None) -> dict[str, Any] | None:
+    """The schedule that answers for a number (as the server chooses it: its own, else its
+    range's, only the serving operator's), the set in force now and the next switches."""
+    reader = StoreReader(store)
+    try:
+        snapshot = reader.snapshot()
+        zone = next(iter(snapshot.zones.values()), None)
+        if zone is None or holder is None:
+            return None
+        view = View(zones_by_apex([zone]), snapshot, reader)
+        found, _ = NumberView(zone, view).schedule_of(digits, holder)
+    finally:
+        reader.close()
+    if found is None:
+        return None
+    if snapshot.schedules.get(digits) is found:
+        scope, target = "number", digits
+    else:
+        scope = "range"
+        target = next(p for p, s in snapshot.range_schedules.items() if s is found)
+    moment = now()
+    steps = switches(found, moment, SWITCHES_SHOWN)
+    return {
+        "target": key_of(scope, target),
+        "ty": found.ty,
+        "in_force": steps[0][1],
+        "switches": [
+            {"at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), "set": name}
+            for at, name in steps[1:]
+        ],
+        "timeline": timeline(found, moment),
+    }
 
 
 COMMANDS = [port, route, number_explain]
