@@ -159,9 +159,22 @@ def kind_of(digits: str) -> str:
     return entry.kind if entry else "unknown"
 
 
+_SERVICE_HEADS: dict[str, bool] = {}  # is_service by the leading digits that decide it
+
+
 def is_service(digits: str) -> bool:
-    """Whether a number is a service number (free, premium, cheap, directory, business...)."""
-    return kind_of(digits) in SERVICE_KINDS
+    """Whether a number is a service number (free, premium, cheap, directory, business...).
+
+    On the miss path of every answer: remembered by the digits that decide the block
+    (country code and the longest plan prefix), so a number costs one dict lookup.
+    """
+    head = digits[: len(COUNTRY_CODE) + _LONGEST_PREFIX]
+    found = _SERVICE_HEADS.get(head)
+    if found is None:
+        if len(_SERVICE_HEADS) >= 65536:
+            _SERVICE_HEADS.clear()
+        found = _SERVICE_HEADS[head] = kind_of(head) in SERVICE_KINDS
+    return found
 
 
 def classify(digits: str) -> NumberClass:

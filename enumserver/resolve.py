@@ -9,13 +9,14 @@ own spelling of the name and keep its case.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
 from enumserver.model import Operator, Route, Tier2Server, Zone
-from enumserver.numbers import SERVICE_KINDS, kind_of
+from enumserver.numbers import is_service
 from enumserver.schedule import Schedule, epoch, evaluate
 from enumserver.store import Snapshot
 
@@ -121,6 +122,11 @@ class View:
     lookups: Lookups
     # Label counts of the served apexes, longest first: the only suffixes worth looking up.
     apex_sizes: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    # (serving TY, regexp, replacement) -> both texts split at the number (see _split): what
+    # of a route's expansion is the same for every number, worked out once per snapshot.
+    splits: dict[tuple[str, str, str], tuple[Split, Split]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         sizes = tuple(sorted({len(apex) for apex in self.zones}, reverse=True))
@@ -222,7 +228,7 @@ def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View, now: floa
         records, expires, scheduled = number.naptrs_at(digits, holder, now)
         if not records:
             return _negative(zone, Kind.NODATA, apex_owner)
-        counted = (digits, holder) if scheduled or kind_of(digits) in SERVICE_KINDS else None
+        counted = (digits, holder) if scheduled or is_service(digits) else None
         ok, name = Kind.ANSWER, zone.name
         return Answer(ok, NOERROR, True, records, zone=name, expires=expires, counted=counted)
     if number.is_empty_non_terminal(digits):
@@ -233,12 +239,13 @@ def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View, now: floa
 class NumberView:
     """The number rules of one zone: who holds a number, what exists, what to answer."""
 
-    __slots__ = ("lookups", "snapshot", "zone")
+    __slots__ = ("lookups", "snapshot", "splits", "zone")
 
     def __init__(self, zone: Zone, view: View) -> None:
         self.zone = zone
         self.snapshot = view.snapshot
         self.lookups = view.lookups
+        self.splits = view.splits
 
     def holder(self, digits: str) -> str | None:
         """Serving TY: recipient of a ported entry, else holder of the longest range, else None."""
@@ -377,10 +384,14 @@ class NumberView:
         switch: float | None,
         now: float,
     ) -> tuple[Record, ...]:
-        fields = _template_fields(digits, *self.operator_chain(holder))
         cap = None if switch is None else max(1, int(switch - now))
-        return tuple(
-            [  # a list, not a generator: cheaper for two or three routes
+        splits = self.splits
+        records = []  # a loop, not a generator: cheaper for two or three routes
+        for route in routes:
+            split = splits.get((holder, route.regexp, route.replacement))
+            if split is None:
+                split = self._split(holder, route)
+            records.append(
                 Record(
                     0,
                     NAPTR,
@@ -390,36 +401,55 @@ class NumberView:
                         route.preference,
                         route.flags,
                         route.service,
-                        _expand(route.regexp, fields),
-                        _expand(route.replacement, fields),
+                        digits.join(split[0]),
+                        digits.join(split[1]),
                     ),
                 )
-                for route in routes
-            ]
-        )
+            )
+        return tuple(records)
+
+    def _split(self, holder: str, route: Route) -> tuple[Split, Split]:
+        """A route's regexp and replacement with the holder's fields filled in, split at the
+        number: the expansion for a number is then ``digits.join(split)``."""
+        fields = _template_fields(*self.operator_chain(holder))
+        splits = self.splits
+        if len(splits) >= 10_000:
+            splits.clear()
+        key = (holder, route.regexp, route.replacement)
+        found = splits[key] = (_split(route.regexp, fields), _split(route.replacement, fields))
+        return found
 
 
-def _template_fields(
-    digits: str, operator: Operator | None, host: Operator | None
-) -> dict[str, str]:
+Split = tuple[str, ...]  # literal texts between which the number's digits go
+_NUMBER_FIELDS = re.compile(r"(\{e164\}|\{digits\})")
+_OTHER_FIELDS = re.compile(r"\{rn\}|\{sip_domain\}")
+
+
+def _template_fields(operator: Operator | None, host: Operator | None) -> dict[str, str]:
+    """The fields of a template that are the same for every number of the serving TY."""
     rn = (operator and operator.routing_number) or (host and host.routing_number) or ""
     domain = (operator and operator.sip_domain) or (host and host.sip_domain) or ""
-    return {"{e164}": "+" + digits, "{digits}": digits, "{rn}": rn, "{sip_domain}": domain}
+    return {"{rn}": rn, "{sip_domain}": domain}
 
 
-_FORMATS: dict[str, str] = {}  # template text -> the same as a %-format over the fields
-
-
-def _expand(text: str, fields: dict[str, str]) -> str:
-    """The text with every field ({e164}, {digits}, {rn}, {sip_domain}) replaced, in one pass."""
+def _split(text: str, fields: dict[str, str]) -> Split:
+    """Template text -> the literal parts around the number's place(s), the other fields
+    filled in, in one pass (a value is never expanded again): {e164} is "+" and the digits,
+    {digits} the digits. ``digits.join(parts)`` is the expansion for a number."""
     if "{" not in text:
-        return text
-    template = _FORMATS.get(text)
-    if template is None:
-        template = text.replace("%", "%%")
-        for key in fields:
-            template = template.replace(key, f"%({key})s")
-        if len(_FORMATS) >= 10_000:
-            _FORMATS.clear()
-        _FORMATS[text] = template
-    return template % fields
+        return (text,)
+    pieces = _NUMBER_FIELDS.split(text)  # literal, field, literal, field, ..., literal
+    literals = [_fill(piece, fields) for piece in pieces[::2]]
+    for index, name in enumerate(pieces[1::2]):
+        if name == "{e164}":
+            literals[index] += "+"
+    return tuple(literals)
+
+
+def _fill(text: str, fields: dict[str, str]) -> str:
+    return _OTHER_FIELDS.sub(lambda match: fields[match.group()], text) if "{" in text else text
+
+
+def expand(text: str, digits: str, operator: Operator | None, host: Operator | None) -> str:
+    """A template text expanded for a number and its serving operator (and that one's host)."""
+    return digits.join(_split(text, _template_fields(operator, host)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from enumserver.model import Route
+from enumserver.model import Operator, Route
 from enumserver.resolve import (
     AAAA,
     ANY,
@@ -25,6 +25,7 @@ from enumserver.resolve import (
     Naptr,
     NsData,
     View,
+    expand,
     resolve,
     zones_by_apex,
 )
@@ -300,3 +301,22 @@ def test_tier2_zone_answers_only_its_operators_numbers(view: View) -> None:
     assert resolve(name("3588001234567", apex), NAPTR, view).kind is Kind.ANSWER
     assert resolve(name("358501111111", apex), NAPTR, view).kind is Kind.ANSWER  # its PO
     assert resolve(name("358501234567", apex), NAPTR, view).kind is Kind.NXDOMAIN
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("!^.*$!sip:{e164}@{sip_domain}!", "!^.*$!sip:+358401234567@sip.host.example!"),
+        ("!^.*$!tel:{e164};npdi;rn={rn}!", "!^.*$!tel:+358401234567;npdi;rn=RN%{digits}!"),
+        ("{digits}{digits}-{e164}", "358401234567358401234567-+358401234567"),
+        ("no fields, 100% literal", "no fields, 100% literal"),
+        ("{unknown} {rn", "{unknown} {rn"),
+        ("{sip_domain}{rn}{sip_domain}", "sip.host.exampleRN%{digits}sip.host.example"),
+    ],
+)
+def test_template_fields_expand_in_one_pass(template: str, expected: str) -> None:
+    """Every field is replaced once (a value that looks like a field is not expanded again);
+    a PO without a SIP domain of its own takes its host TY's."""
+    po = Operator("PO01", "Service operator", "PO", "TY02", "RN%{digits}", None)
+    host = Operator("TY02", "Host", "TY", None, "RN-HOST", "sip.host.example")
+    assert expand(template, "358401234567", po, host) == expected

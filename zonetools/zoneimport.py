@@ -227,8 +227,7 @@ class _Mapper:
             expected = to_rrsets(tuple(state.wildcard(holder)), state.origin)
             if expected and _same(expected[0], first, state.origin):
                 continue
-            fields = _template_fields("", *state.number.operator_chain(holder))
-            values = {key: fields[key] for key in ("{sip_domain}", "{rn}")}
+            values = _template_fields(*state.number.operator_chain(holder))
             try:
                 records = _records(first, functools.partial(from_backrefs, fields=values))
             except UnicodeDecodeError as exc:
