@@ -449,17 +449,20 @@ async def _main(
         loop.add_signal_handler(sig, server.stopping.set)
     tasks: set[asyncio.Task[bool]] = set()
 
+    flusher = stats.Flusher(server)  # query counts -> the stats file
+
     def hangup() -> None:
-        task = loop.create_task(server.reload())
+        task = loop.create_task(flusher.flushed(server.reload()))  # the counts so far first
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
     loop.add_signal_handler(signal.SIGHUP, hangup)
-    counting = loop.create_task(stats.flush_loop(server))  # query counts -> the stats file
+    counting = loop.create_task(flusher.run())
     await server.reload_loop()
     log.info("stopping: draining %d TCP connection(s)", len(server.tcp.open))
     await server.stop()
-    await counting  # the last counts
+    await counting
+    await flusher.close()  # the last counts, drained TCP connections included
     log.info("stopped")
 
 

@@ -4,6 +4,7 @@ hour and client network into its stats file, and `zonetools stats` shows exactly
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -126,3 +127,60 @@ def test_retention_deletes_old_hours(tmp_path: Path) -> None:
     writer.close()
     assert reader.totals("hour", "3588001234567", None, 0, now + 3600) == [(hour, 3)]
     reader.close()
+
+
+def _total(store: Path) -> object:
+    if not Path(f"{store}.stats.sqlite").exists():
+        return 0
+    return stats_json(store, NUMBER, "--from", "2026-03-27")["total"]
+
+
+def _wait_for_line(log: Path, text: str, count: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(text) < count:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def test_sighup_flushes_the_counts_first_even_when_the_engine_is_replaced(
+    server_factory: ServerFactory, writable_store: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, "[stats]\nflush_interval = 3600\n")
+    running = server_factory(
+        writable_store, "--config", str(config), env={"ENUMSERVER_FAKE_TIME": FAKE_TIME}
+    )
+    for _ in range(7):
+        running.query(NAME)
+    running.query(NAME, tcp=True)
+    assert _total(writable_store) == 0  # an hour to the next flush
+    running.process.send_signal(signal.SIGHUP)
+    _wait_for_line(running.log, "configuration reloaded", 1)
+    assert _total(writable_store) == 8
+    # a reload that serves other zones replaces the engine (and its tally): nothing is lost
+    for _ in range(5):
+        running.query(NAME)
+    config.write_text('[server]\nzones = ["tier1"]\n[stats]\nflush_interval = 3600\n')
+    running.process.send_signal(signal.SIGHUP)
+    _wait_for_line(running.log, "configuration reloaded", 2)
+    assert _total(writable_store) == 13
+    running.query(NAME)
+    running.process.send_signal(signal.SIGHUP)
+    _wait_for_line(running.log, "configuration reloaded", 3)
+    assert _total(writable_store) == 14
+
+
+def test_sigterm_flushes_the_counts_after_the_last_answer(
+    server_factory: ServerFactory, writable_store: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, "[stats]\nflush_interval = 3600\n")
+    running = server_factory(
+        writable_store, "--config", str(config), env={"ENUMSERVER_FAKE_TIME": FAKE_TIME}
+    )
+    for _ in range(4):
+        running.query(NAME)
+    running.query(OTHER, tcp=True)
+    running.process.terminate()
+    assert running.process.wait(timeout=10) == 0
+    assert _total(writable_store) == 4
+    operator = stats_json(writable_store, "--operator", "TY07", "--from", "2026-03-27")
+    assert operator["total"] == 5

@@ -1,10 +1,11 @@
 """Who called, when: query counts per number, hour and client network, in a file of their own.
 
 The server counts the answers of service numbers and scheduled numbers (``Answer.counted``) in
-memory (:class:`QueryTally`, one per worker) and a flusher adds them every few seconds to a
-separate SQLite file next to the store (``<store>.stats.sqlite``): the server never writes the
-store itself. Rows are aggregated by UTC hour and client network (IPv4 /24, IPv6 /56) and
-deleted after the retention period. ``zonetools stats`` reads them (:class:`StatsReader`).
+memory (:class:`QueryTally`, one per worker) and a :class:`Flusher` adds them every few seconds,
+before a reload and once more after the server stopped, to a separate SQLite file next to the
+store (``<store>.stats.sqlite``): the server never writes the store itself. Rows are aggregated
+by UTC hour and client network (IPv4 /24, IPv6 /56) and deleted after the retention period.
+``zonetools stats`` reads them (:class:`StatsReader`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import functools
 import ipaddress
 import logging
 import sqlite3
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from enumserver.config import StatsConfig
 
@@ -42,6 +44,7 @@ MAX_KEYS = 50_000  # distinct (hour, number, network) between flushes; beyond: n
 UNKNOWN_NETWORK = "-"
 
 Key = tuple[int, str, str, str]  # hour (epoch), number digits, network, serving TY
+T = TypeVar("T")
 
 
 def stats_path(store: str | Path) -> Path:
@@ -190,34 +193,69 @@ class Serving(Protocol):
     def stopping(self) -> asyncio.Event: ...
 
 
-async def flush_loop(server: Serving) -> None:
-    """Add the engine's tally to the stats file every flush_interval, and once more on stop.
+class Flusher:
+    """Adds the engine's tally to the stats file: every ``flush_interval``, before a reload
+    (SIGHUP: the counts so far go to the file the old configuration names) and once more after
+    the server stopped (SIGTERM: with the queries of the TCP connections it drained).
 
-    The configuration is read again each time (SIGHUP may change it); with stats disabled
-    the counts are dropped.
+    The configuration is read again each time (SIGHUP may change it); with stats disabled the
+    counts are dropped. A reload that replaces the engine leaves its tally here, taken once more.
     """
-    writer: StatsWriter | None = None
-    failed = False
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.stopping.wait(), server.config.stats.flush_interval)
-        engine, settings = server.engine, server.config.stats
-        counts = engine.tally.take()
-        path = Path(settings.path or stats_path(server.config.store))
-        if writer is not None and writer.path != path:
-            writer.close()
-            writer = None
-        if counts and settings.enabled:
+
+    def __init__(self, server: Serving) -> None:
+        self.server = server
+        self.writer: StatsWriter | None = None
+        self.failed = False
+        self.tally: QueryTally | None = None  # taken last: an old engine's, after a reload
+        self.lock = asyncio.Lock()
+
+    def _take(self) -> dict[Key, int]:
+        tally = self.server.engine.tally
+        counts = tally.take()
+        if self.tally is not None and self.tally is not tally:
+            for key, count in self.tally.take().items():
+                counts[key] = counts.get(key, 0) + count
+        self.tally = tally
+        return counts
+
+    async def flush(self) -> None:
+        """Add the counts so far to the stats file (one at a time)."""
+        async with self.lock:
+            counts = self._take()
+            settings = self.server.config.stats
+            path = Path(settings.path or stats_path(self.server.config.store))
+            if self.writer is not None and self.writer.path != path:
+                self.writer.close()
+                self.writer = None
+            if not counts or not settings.enabled:
+                return
             try:
-                writer = writer or StatsWriter(path, settings.retention_days)
-                writer.retention = settings.retention_days * 86400
-                await asyncio.to_thread(writer.add, counts, engine.clock())
-                failed = False
+                self.writer = self.writer or StatsWriter(path, settings.retention_days)
+                self.writer.retention = settings.retention_days * 86400
+                await asyncio.to_thread(self.writer.add, counts, self.server.engine.clock())
+                self.failed = False
             except (sqlite3.Error, OSError) as exc:
-                if not failed:
+                if not self.failed:
                     log.warning("cannot write query counts to %s: %s", path, exc)
-                failed = True
-        if server.stopping.is_set():
-            break
-    if writer is not None:
-        writer.close()
+                self.failed = True
+
+    async def flushed(self, then: Awaitable[T]) -> T:
+        """Flush, then await ``then`` (a reload)."""
+        await self.flush()
+        return await then
+
+    async def run(self) -> None:
+        """Flush every ``flush_interval`` until the server is stopping."""
+        while not self.server.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                interval = self.server.config.stats.flush_interval
+                await asyncio.wait_for(self.server.stopping.wait(), interval)
+            if not self.server.stopping.is_set():
+                await self.flush()
+
+    async def close(self) -> None:
+        """The last flush (call it once the server stopped answering), then close the file."""
+        await self.flush()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
