@@ -29,6 +29,9 @@ _U16 = struct.Struct("!H")
 _U16X2 = struct.Struct("!HH")
 _LENGTH = tuple(bytes((size,)) for size in range(256))  # a character-string's length byte
 _ONE_BYTE_LABELS = re.compile(rb"(?:\x01[\x00-\xff])*")  # a run of one-byte labels
+_E164_ARPA = b"\x04e164\x04arpa\x00"
+_E164_ARPA_LABELS = ("e164", "arpa")
+_ONES = b"\x01" * 127  # the length bytes of up to 127 one-byte labels
 
 
 class Query:
@@ -154,6 +157,14 @@ def parse_query(data: bytes) -> Query | None:
         return query
     lowered = data.lower()
     text = lowered.decode("latin-1")
+    # The usual question: one-byte labels (the digits), then e164.arpa. Found with one search
+    # and one comparison; anything else goes through the loop over its labels below.
+    pos = lowered.find(_E164_ARPA, 12, 266)
+    if pos > 0 and not (pos & 1) and data[12:pos:2] == _ONES[: (pos - 12) >> 1]:
+        labels = list(text[13:pos:2])
+        labels += _E164_ARPA_LABELS
+        pos += len(_E164_ARPA)
+        return _question_end(query, data, lowered, pos, labels, qdcount, an, ns, ar)
     pos = _ONE_BYTE_LABELS.match(data, 12).end()  # type: ignore[union-attr]  # (always matches)
     if pos > 266:
         query.error = FORMERR  # name > 255
@@ -174,6 +185,22 @@ def parse_query(data: bytes) -> Query | None:
             return query
         append(text[pos + 1 : end])
         pos = end
+    return _question_end(query, data, lowered, pos, labels, qdcount, an, ns, ar)
+
+
+def _question_end(
+    query: Query,
+    data: bytes,
+    lowered: bytes,
+    pos: int,
+    labels: list[str],
+    qdcount: int,
+    an: int,
+    ns: int,
+    ar: int,
+) -> Query:
+    """After the question name (at ``pos``): type, class, then OPT/TSIG in the other sections."""
+    size = len(data)
     if pos + 4 > size:
         query.error = FORMERR
         return query

@@ -33,6 +33,38 @@ def test_parser_reads_the_question_as_dnspython_does(labels: list[bytes], qtype:
         assert wire[offset] == len(label) and wire[offset + 1 : offset + 1 + len(label)] == label
 
 
+ONE_BYTE = st.binary(min_size=1, max_size=1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    head=st.lists(st.one_of(ONE_BYTE, LABEL), max_size=3),
+    digits=st.lists(ONE_BYTE, max_size=125),
+    e164=st.sampled_from([b"e164", b"E164"]),
+    arpa=st.sampled_from([b"arpa", b"ARPA", b"aRpA"]),
+    qtype=st.integers(1, 65535),
+)
+def test_enum_names_read_as_dnspython_does(
+    head: list[bytes], digits: list[bytes], e164: bytes, arpa: bytes, qtype: int
+) -> None:
+    """Names ending in e164.arpa (the parser's short cut), up to and past 255 bytes."""
+    labels = [*head, *digits, e164, arpa]
+    wire = bytes.fromhex("123400000001000000000000")
+    wire += b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+    wire += qtype.to_bytes(2, "big") + b"\x00\x01"
+    query = parse_query(wire)
+    assert query is not None
+    if sum(1 + len(label) for label in labels) + 1 > 255:
+        assert query.error == 1  # FORMERR: name over 255 bytes
+        return
+    name = dns.name.Name([*labels, b""])
+    assert dns.message.from_wire(wire).question[0].name == name
+    assert not query.error
+    assert query.labels == tuple(label.lower().decode("latin-1") for label in labels)
+    assert (query.qtype, query.qclass) == (qtype, 1)
+    assert query.question == wire[12:] and query.key == wire[12:].lower()
+
+
 def ask(engine: Engine, name: str, rdtype: str = "NAPTR") -> dns.message.Message:
     reply = engine.handle(dns.message.make_query(name, rdtype).to_wire())
     assert isinstance(reply, bytes)
