@@ -26,6 +26,7 @@ from enumserver.store import Snapshot, StoreError, StoreReader
 from enumserver.store.stats import QueryTally
 from enumserver.wire import (
     FORMERR,
+    MIN_UDP,
     NOTIMP,
     Body,
     Query,
@@ -41,6 +42,7 @@ log = logging.getLogger("enumserver")
 IN = 1
 SOA = 6
 AXFR, IXFR = 252, 251
+SPECIAL_QTYPES = (AXFR, IXFR)
 FORMERR_QTYPES = frozenset({41, 249, 250})  # OPT, TKEY, TSIG are never questions
 REFUSED = 5
 TCP_LIMIT = 65535
@@ -202,7 +204,9 @@ class Engine:
         if query.error:
             counters.tally(NO_ZONE, tcp, query.qtype, query.error, "error")[v6] += 1
             return error_response(query, query.error, self.max_payload)
-        special = self._special(query)
+        special = None
+        if query.opcode or query.signed or query.qtype in SPECIAL_QTYPES:
+            special = self._special(query)
         if special is not None:
             handler = self.handlers.get(special)
             if handler is not None:
@@ -227,7 +231,12 @@ class Engine:
             counters.tally(NO_ZONE, tcp, query.qtype, found, kind)[v6] += 1
             return error_response(query, found, self.max_payload)
         body, zone, kind, expires, counted = found
-        limit = TCP_LIMIT if tcp else udp_limit(query, self.max_payload)
+        if tcp:
+            limit = TCP_LIMIT
+        elif query.edns:
+            limit = udp_limit(query, self.max_payload)
+        else:
+            limit = MIN_UDP
         response = encode_response(query, body, limit, self.max_payload)
         tally = counters.tally(zone, tcp, query.qtype, body.rcode, kind)
         tally[v6] += 1

@@ -57,7 +57,7 @@ RCODE_NAMES = {
 BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0)
 NO_ZONE = "none"
 
-Tally = tuple[str, str, str, str, str]  # zone, proto, type, rcode, kind
+Tally = tuple[str, bool, str, int, str]  # zone, over TCP, type label, rcode, kind
 
 
 def type_label(qtype: int) -> str:
@@ -108,8 +108,9 @@ class Counters:
         self.latency = {proto: Histogram() for proto in PROTOS}
 
     def tally(self, zone: str, tcp: bool, qtype: int, rcode: int, kind: str) -> list[int]:
-        """The [IPv4, IPv6] counter pair for these labels, created on first use."""
-        key = (zone, PROTOS[tcp], type_label(qtype), rcode_label(rcode), kind)
+        """The [IPv4, IPv6] counter pair for these labels, created on first use. The key holds
+        the bounded type label and the plain transport and rcode (labels at scrape time)."""
+        key = (zone, tcp, TYPE_NAMES.get(qtype, "other"), rcode, kind)
         pair = self.tallies.get(key)
         if pair is None:
             pair = self.tallies[key] = [0, 0]
@@ -207,7 +208,8 @@ class Collector:
         requests: dict[tuple[str, str, str, str], int] = {}
         responses: dict[tuple[str, str, str, str], int] = {}
         answered = [0, 0]
-        for (zone, proto, qtype, rcode, kind), pair in tallies:
+        for (zone, tcp, qtype, code, kind), pair in tallies:
+            proto, rcode = PROTOS[tcp], rcode_label(code)
             for family, count in zip(FAMILIES, pair, strict=True):
                 if not count:
                     continue
@@ -215,7 +217,7 @@ class Collector:
                 requests[key] = requests.get(key, 0) + count
                 rkey = (zone, proto, rcode, kind)
                 responses[rkey] = responses.get(rkey, 0) + count
-                answered[PROTOS.index(proto)] += count
+                answered[tcp] += count
         yield _gauge("enum_build_info", "Version of the server.", ["version"], [(_version(), 1)])
         yield _counter(
             "enum_dns_requests_total",

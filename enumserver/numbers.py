@@ -159,22 +159,33 @@ def kind_of(digits: str) -> str:
     return entry.kind if entry else "unknown"
 
 
-_SERVICE_HEADS: dict[str, bool] = {}  # is_service by the leading digits that decide it
+_SERVICE_HEADS: dict[str, bool | None] = {}  # country code + two digits -> decided, or None
 
 
 def is_service(digits: str) -> bool:
     """Whether a number is a service number (free, premium, cheap, directory, business...).
 
-    On the miss path of every answer: remembered by the digits that decide the block
-    (country code and the longest plan prefix), so a number costs one dict lookup.
+    On the miss path of every answer: most blocks are decided by the first two national
+    digits (no longer block starts with them), remembered per such head: one dict lookup.
     """
-    head = digits[: len(COUNTRY_CODE) + _LONGEST_PREFIX]
-    found = _SERVICE_HEADS.get(head)
-    if found is None:
-        if len(_SERVICE_HEADS) >= 65536:
-            _SERVICE_HEADS.clear()
-        found = _SERVICE_HEADS[head] = kind_of(head) in SERVICE_KINDS
-    return found
+    if len(digits) < 5:
+        return kind_of(digits) in SERVICE_KINDS
+    head = digits[:5]
+    try:
+        found = _SERVICE_HEADS[head]
+    except KeyError:
+        found = _SERVICE_HEADS[head] = _decided(head)
+    return kind_of(digits) in SERVICE_KINDS if found is None else found
+
+
+def _decided(head: str) -> bool | None:
+    """is_service of every number starting with these 5 digits, or None when it varies."""
+    nsn = head[len(COUNTRY_CODE) :]
+    if not head.startswith(COUNTRY_CODE):
+        return False
+    if nsn[:1] in _PLAN_ANCESTORS and nsn[:2] in _PLAN_ANCESTORS:
+        return None  # a longer block starts with these digits: walk the plan
+    return kind_of(head) in SERVICE_KINDS
 
 
 def classify(digits: str) -> NumberClass:

@@ -114,3 +114,14 @@ def test_plan_entry_is_the_longest_matching_block(digits: str) -> None:
             ):
                 longest = entry
     assert numbers.plan_entry(digits) == longest
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    digits=st.one_of(
+        st.text("0123456789", max_size=15), st.from_regex(r"3580?[0-9]{0,12}", fullmatch=True)
+    )
+)
+def test_is_service_is_the_kind_of_the_number(digits: str) -> None:
+    """The remembered service-number check agrees with the plan for every number."""
+    assert numbers.is_service(digits) == (numbers.kind_of(digits) in numbers.SERVICE_KINDS)
