@@ -213,16 +213,19 @@ def differences(
 
 
 def scheduled_numbers(state: ZoneState) -> set[str]:
-    """The numbers of a naptr-style image whose NAPTR RRset depends on the schedule moment:
-    numbers with a schedule of their own, and explicit numbers under a range schedule."""
+    """The names of a naptr-style image whose NAPTR RRsets depend on the schedule moment:
+    numbers with a schedule of their own; a range schedule's prefix (the wildcards at and
+    below it) and the explicit numbers under it."""
     lead = state.lead
     found = {d for d in state.snapshot.schedules if d.startswith(lead)}
     for prefix in state.snapshot.range_schedules:
         if not (prefix.startswith(lead) or lead.startswith(prefix)):
             continue
-        below = state.reader.explicit_numbers(max(prefix, lead, key=len),
-                                              RANGE_SCHEDULE_NUMBERS + 1)  # fmt: skip
-        numbers = list(below)
+        if len(prefix) <= len(lead):
+            raise Unreachable(f"the schedule of range +{prefix} covers the whole zone")
+        found.add(prefix)  # the wildcards at and below its name, and of the ranges inside it
+        found.update(seed for seed in state.range_seeds if seed.startswith(prefix))
+        numbers = list(state.reader.explicit_numbers(prefix, RANGE_SCHEDULE_NUMBERS + 1))
         if len(numbers) > RANGE_SCHEDULE_NUMBERS:
             raise Unreachable(f"more than {RANGE_SCHEDULE_NUMBERS} numbers under range +{prefix}")
         found.update(numbers)

@@ -68,6 +68,7 @@ from enumserver.resolve import (
     resolve,
     zones_by_apex,
 )
+from enumserver.schedule import evaluate
 from enumserver.store import Catalog, Snapshot, StoreError, StoreReader
 
 IN = dns.rdataclass.IN
@@ -138,6 +139,9 @@ class ZoneState:
                 seeds.add(found.prefix)
             elif self.lead.startswith(found.prefix):
                 seeds.add(self.lead)
+        for prefix in getattr(self.snapshot, "range_schedules", None) or {}:
+            if prefix.startswith(self.lead) and self.snapshot.range_of(prefix) is not None:
+                seeds.add(prefix)  # its own name, so that a wildcard below it can say the set
         self.range_seeds = sorted(seeds)
         self.range_nodes = {s[:size] for s in seeds for size in range(len(self.lead), len(s) + 1)}
 
@@ -163,17 +167,30 @@ class ZoneState:
             return None
         return found.holder if self.number.serves(found.holder) else None
 
-    def wildcard(self, holder: str) -> list[Record]:
-        """The holder's templates with backreferences for the number (cached per holder)."""
-        if holder not in self._wild:
+    def wildcard_schedule(self, digits: str, holder: str) -> str | None:
+        """The prefix of the range schedule a ``*`` below this name answers (the longest that
+        contains the name, when the holder set it, as resolution chooses), or None."""
+        snapshot = self.snapshot
+        for size in getattr(snapshot, "range_schedule_lengths", ()):
+            found = snapshot.range_schedules.get(digits[:size]) if size <= len(digits) else None
+            if found is not None:
+                return digits[:size] if found.ty == holder else None
+        return None
+
+    def wildcard(self, holder: str, scheduled: str | None = None) -> list[Record]:
+        """The holder's templates (or the set in force of its range schedule at ``scheduled``)
+        with backreferences for the number (cached per holder and schedule)."""
+        key = holder if scheduled is None else f"{holder} {scheduled}"
+        if key not in self._wild:
+            what = f"{holder}'s template" if scheduled is None else f"range +{scheduled}'s set"
             records = []
-            for record in self.templates_view().naptrs(MARK, holder):
+            for record in self._wildcard_naptrs(holder, scheduled):
                 assert isinstance(record.rdata, Naptr)
                 regexp = to_backrefs(record.rdata.regexp)
                 if regexp is None or MARK in record.rdata.replacement:
                     text = record.rdata.regexp.replace("+" + MARK, "{e164}")
                     self.warnings.append(
-                        f"{holder}'s template {text.replace(MARK, '{digits}')} uses the "
+                        f"{what} {text.replace(MARK, '{digits}')} uses the "
                         "number beside a pattern other than ^.*$: no wildcard can say it"
                     )
                     continue
@@ -181,8 +198,16 @@ class ZoneState:
                 records.append(dataclasses.replace(record, rdata=rdata))
             if not records:
                 self.warnings.append(f"{holder} has no templates: its range numbers answer nothing")
-            self._wild[holder] = records
-        return self._wild[holder]
+            self._wild[key] = records
+        return self._wild[key]
+
+    def _wildcard_naptrs(self, holder: str, scheduled: str | None) -> tuple[Record, ...]:
+        if scheduled is None:
+            return self.templates_view().naptrs(MARK, holder)
+        schedule = self.snapshot.range_schedules[scheduled]
+        moment = self.snapshot.taken_at
+        name, switch = evaluate(schedule, moment)
+        return self.number._records(MARK, holder, schedule.route_sets[name], switch, moment)
 
     # -- the image ------------------------------------------------------------------------
     def entries(
@@ -220,9 +245,12 @@ class ZoneState:
                 out += self.entries(answer.answer, digits)
         holder = self.wildcard_holder(digits)
         if holder is not None:
-            if holder not in self._wild_entries:
-                self._wild_entries[holder] = self.entries(tuple(self.wildcard(holder)), "", True)
-            out += [Entry(digits, True, e.records) for e in self._wild_entries[holder]]
+            scheduled = self.wildcard_schedule(digits, holder)
+            key = holder if scheduled is None else f"{holder} {scheduled}"
+            if key not in self._wild_entries:
+                records = tuple(self.wildcard(holder, scheduled))
+                self._wild_entries[key] = self.entries(records, "", True)
+            out += [Entry(digits, True, e.records) for e in self._wild_entries[key]]
         return out
 
     def explicit(self, prefix: str = "") -> Iterator[str]:

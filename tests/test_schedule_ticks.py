@@ -41,6 +41,7 @@ from tests.test_zonefiles import tool
 
 BEFORE = "2026-03-27T13:59:30Z"  # Friday 15:59:30 EET: the office set, 30 s before it closes
 AFTER = "2026-03-27T14:00:30Z"  # 16:00:30 EET: after hours
+NEIGHBOUR = "8.6.5.4.3.2.1.0.0.8.8.5.3.e164.arpa."  # +3588001234568: range 0800 1, no routes
 
 HOURS = parse(
     {
@@ -130,6 +131,14 @@ def scheduled(writable_store: Path) -> Path:
     return writable_store
 
 
+@pytest.fixture
+def range_scheduled(scheduled: Path) -> Path:
+    """Also the range 0800 1 (TY07's numbers without routes of their own: +3588001234568)."""
+    result = zt(scheduled, "schedule", "set", "+3588001", "--range", "--file", str(SCHEDULE))
+    assert result.exit_code == 0, result.output
+    return scheduled
+
+
 def serial_of(store: Path) -> int:
     return store_serials(store)["tier1"]
 
@@ -159,6 +168,39 @@ def test_two_ticks_at_one_instant_record_one_serial(scheduled: Path) -> None:
     assert StoreReader(scheduled).schedule_moment() == at(AFTER)
     assert tick(writer, at(BEFORE)).serial is None  # a clock behind the moment records nothing
     writer.close()
+
+
+def test_a_range_schedule_switches_its_wildcards(
+    server_factory: ServerFactory, range_scheduled: Path, tmp_path: Path
+) -> None:
+    assert zt(range_scheduled, "schedule", "tick", fake_time=BEFORE).exit_code == 0
+    old = serial_of(range_scheduled)
+    switched = zt(range_scheduled, "schedule", "tick", fake_time=AFTER)
+    assert "range +3588001: office -> after-hours" in switched.output, switched.output
+    config = write_config(tmp_path, TRANSFERS)
+    running = server_factory(range_scheduled, "--config", str(config))
+    query = dns.message.make_query(APEX, "IXFR")
+    query.authority.append(dns.rrset.from_text(APEX, 0, "IN", "SOA", f". . {old} 0 0 0 0"))
+    response = dns.query.tcp(
+        query, running.host, port=running.port, timeout=5, one_rr_per_rrset=True
+    )
+    body = response.answer[1:-1]
+    assert body[0].rdtype == dns.rdatatype.SOA and body[0][0].serial == old  # incremental
+    cut = next(i for i, r in enumerate(body) if i and r.rdtype == dns.rdatatype.SOA)
+    deleted, added = body[1:cut], body[cut + 1 :]
+    wildcards = {r.name.to_text() for r in added if r.name.is_wild()}
+    assert "*.1.0.0.8.8.5.3.e164.arpa." in wildcards and len(wildcards) > 10
+    assert {r.name.to_text() for r in deleted} == {r.name.to_text() for r in added}
+    assert naptr_uris(added) == {EVENING}
+    # the office set's tel: record, with a backreference at wildcards, spelled out at the
+    # names inside the range that are numbers themselves (ancestors of ported numbers)
+    tels = naptr_uris(deleted) - {OFFICE}
+    assert "tel:\\1;npdi;rn=+35899907" in tels and "tel:+358800123;npdi;rn=+35899907" in tels
+    assert all(t.startswith("tel:") and t.endswith(";npdi;rn=+35899907") for t in tels)
+    # the whole zone at the new serial says the same
+    zone = dns.zone.from_xfr(dns.query.xfr(running.host, APEX, port=running.port))
+    wildcard = zone.find_rdataset("*.1.0.0.8.8.5.3.e164.arpa.", dns.rdatatype.NAPTR)
+    assert {r.regexp.decode() for r in wildcard} == {f"!^.*$!{EVENING}!"}
 
 
 def test_tick_records_nothing_without_schedules(writable_store: Path) -> None:
@@ -243,8 +285,9 @@ def test_ixfr_of_a_switch_is_the_difference_at_the_number(
 
 @pytest.fixture
 def knot_pair(
-    server_factory: ServerFactory, scheduled: Path, tmp_path: Path
+    server_factory: ServerFactory, range_scheduled: Path, tmp_path: Path
 ) -> Iterator[tuple[RunningServer, Knot]]:
+    scheduled = range_scheduled
     assert zt(scheduled, "schedule", "tick", fake_time=BEFORE).exit_code == 0
     knot_port = free_port()
     text = PRIMARY_CONFIG.replace("KEY", XFR_KEY).replace("SECRET", XFR_SECRET)
@@ -265,10 +308,12 @@ def kdig(port: int, name: str) -> str:
 
 
 def test_knot_follows_a_switch_by_notify_and_ixfr(
-    knot_pair: tuple[RunningServer, Knot], scheduled: Path
+    knot_pair: tuple[RunningServer, Knot], range_scheduled: Path
 ) -> None:
+    scheduled = range_scheduled
     ours, knot = knot_pair
     assert OFFICE in kdig(knot.port, NAME)
+    assert OFFICE in kdig(knot.port, NEIGHBOUR)  # the range's wildcard
     old = serial_of(scheduled)
     before = len(knot.log_text())
     result = zt(scheduled, "schedule", "tick", fake_time=AFTER)
@@ -279,8 +324,9 @@ def test_knot_follows_a_switch_by_notify_and_ixfr(
     assert f"[{APEX}] notify, incoming, remote 127.0.0.1@" in log, log
     assert f"[{APEX}] IXFR, incoming" in log and "AXFR-style" not in log, log
     assert f"serial {old} -> {old + 1}" in log, log
-    answer = kdig(knot.port, NAME)
-    assert EVENING in answer and OFFICE not in answer, answer
+    for name in (NAME, NEIGHBOUR):
+        answer = kdig(knot.port, name)
+        assert EVENING in answer and OFFICE not in answer, (name, answer)
     server_log = ours.log.read_text()
     assert f"notify peer=127.0.0.1:{knot.port} zone={APEX} serial={old + 1} result=ok" in server_log
     assert f"zone={APEX} type=ixfr serial={old + 1} result=ok style=ixfr" in server_log
