@@ -14,6 +14,8 @@ any schedule, waking early when a publish changed the store (a new schedule may 
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from pathlib import Path
 from enumserver.schedule import Schedule, changed_between, first_switch
 from enumserver.store import StoreReader, StoreWriter
 from enumserver.store.read import Snapshot
+
+log = logging.getLogger("enumserver")
 
 Key = tuple[str, str]  # (scope 'number' | 'range', target digits)
 
@@ -91,7 +95,12 @@ def watch(
     watcher = StoreReader(store)
     try:
         while not stop():
-            done = tick(writer, clock(), who)
+            try:
+                done = tick(writer, clock(), who)
+            except sqlite3.Error as exc:  # locked for longer than busy_timeout: try again
+                log.warning("schedule tick failed, retried in %s s: %s", poll, exc)
+                time.sleep(poll)
+                continue
             watcher.changed()  # the state now; a publish from here on wakes us
             wake = next_wake(store, clock())
             report(done, wake)
