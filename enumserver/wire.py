@@ -288,7 +288,7 @@ def _records(records: tuple[Record, ...], labels: Sequence[str]) -> bytes:
     """Encoded RRs; an int owner is a pointer to the question name minus that many labels."""
     if not records:
         return b""
-    out = []
+    out: list[bytes] = []  # the pieces of every RR, joined once
     for record in records:
         owner = record.owner
         if owner == 0 and labels:
@@ -309,10 +309,12 @@ def _records(records: tuple[Record, ...], labels: Sequence[str]) -> bytes:
             if head is None:
                 head = _naptr_head(data.order, data.preference, data.flags, data.service)
             replacement = _NAMES.get(data.replacement) or _name(data.replacement)
-            rdata = head + _LENGTH[len(regexp)] + regexp + replacement
-        else:
-            rdata = rdata_wire(record.rtype, data)
-        out.append(name + _RR_FIXED.pack(record.rtype, 1, record.ttl, len(rdata)) + rdata)
+            size = len(head) + 1 + len(regexp) + len(replacement)
+            fixed = _RR_FIXED.pack(record.rtype, 1, record.ttl, size)
+            out += (name, fixed, head, _LENGTH[len(regexp)], regexp, replacement)
+            continue
+        rdata = rdata_wire(record.rtype, data)
+        out += (name, _RR_FIXED.pack(record.rtype, 1, record.ttl, len(rdata)), rdata)
     return b"".join(out)
 
 
