@@ -127,6 +127,10 @@ class View:
     splits: dict[tuple[str, str, str], tuple[Split, Split]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    # Zone name -> its NumberView (made on first use: it only holds the zone and this view).
+    numbers: dict[str, NumberView] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         sizes = tuple(sorted({len(apex) for apex in self.zones}, reverse=True))
@@ -157,7 +161,10 @@ def resolve(
         cut = len(labels) - size
         zone = zones.get(tuple(labels[cut:])) if cut >= 0 else None
         if zone is not None:
-            moment = view.snapshot.taken_at if now is None else epoch(now)
+            if now is None:
+                moment = view.snapshot.taken_at
+            else:
+                moment = now if now.__class__ is float else epoch(now)
             return _in_zone(zone, labels[:cut], qtype, view, moment)
     return REFUSED_ANSWER
 
@@ -205,7 +212,9 @@ def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View, now: floa
         joined = "".join(below[len(below) - digit_labels :])
     digits = zone.lead_digits + joined[::-1]
     extra = len(below) - digit_labels  # non-digit labels below the digit run
-    number = NumberView(zone, view)
+    number = view.numbers.get(zone.name)
+    if number is None:
+        number = view.numbers[zone.name] = NumberView(zone, view)
 
     holder: str | None = None
     if zone.style == "referral" and zone.role == "tier1":
