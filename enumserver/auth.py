@@ -34,7 +34,7 @@ import dns.rdatatype
 import dns.tsig
 
 from enumserver import logs
-from enumserver.engine import Engine, Peer
+from enumserver.engine import Engine, Peer, first_message
 from enumserver.model import Operator, Zone
 from enumserver.store import StoreReader
 from enumserver.wire import Query, error_response, udp_limit
@@ -272,9 +272,7 @@ def answer_signed(
         options = list(message.options)
         plain.use_edns(message.edns, message.ednsflags, message.payload, options=options)
     v6 = peer is not None and ":" in peer[0]
-    answer = engine.handle(plain.to_wire(), tcp, v6, peer)
-    if isinstance(answer, list):
-        answer = answer[0] if answer else None
+    answer = first_message(engine.handle(plain.to_wire(), tcp, v6, peer))
     if answer is None:
         return None
     response = dns.message.from_wire(answer)

@@ -12,12 +12,13 @@ with an expiry is dropped once it is reached, and counted answers are tallied on
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from enumserver.metrics import NO_ZONE, Counters
@@ -50,13 +51,25 @@ TCP_LIMIT = 65535
 Peer = tuple[str, int]
 # A handler for what is not a plain query (UPDATE, NOTIFY, AXFR, IXFR, TSIG-signed messages):
 # (message, parsed header and question, client address, over TCP) -> reply(s) or None (silence).
-Handler = Callable[[bytes, Query, Peer | None, bool], "bytes | list[bytes] | None"]
+# Over TCP a reply may also be an iterator of messages (a transfer), sent as it is produced.
+Reply = bytes | list[bytes] | Iterator[bytes] | None
+Handler = Callable[[bytes, Query, Peer | None, bool], Reply]
 SPECIAL_OPCODES = {4: "notify", 5: "update"}
 
 Entry = tuple[bytes, list[int]]  # response after its ID, the [IPv4, IPv6] tally it counts in
 # Encoded sections, zone, kind, expiry (epoch; None: until the serial changes), counted number
 Sections = tuple[Body, str, str, float | None, tuple[str, str] | None]
 FAKE_TIME = "ENUMSERVER_FAKE_TIME"
+
+
+def first_message(reply: Reply) -> bytes | None:
+    """The one message a datagram (or a signed re-answer) carries: several are for TCP only."""
+    if reply is None or isinstance(reply, bytes):
+        return reply
+    if isinstance(reply, list):
+        return reply[0] if reply else None
+    with contextlib.closing(reply):  # type: ignore[type-var]  # (a generator: ends its reads)
+        return next(reply, None)
 
 
 def clock_from_env(warn: bool = True) -> Callable[[], float]:
@@ -168,7 +181,7 @@ class Engine:
 
     def handle(
         self, data: bytes, tcp: bool = False, v6: bool = False, peer: Peer | None = None
-    ) -> bytes | list[bytes] | None:
+    ) -> Reply:
         """The response to one DNS message, or None to stay silent.
 
         Fast path: one dict lookup, one list increment (the metrics tally), one concatenation.
@@ -192,9 +205,7 @@ class Engine:
             return "ixfr"
         return None
 
-    def _miss(
-        self, data: bytes, tcp: bool, v6: bool, peer: Peer | None = None
-    ) -> bytes | list[bytes] | None:
+    def _miss(self, data: bytes, tcp: bool, v6: bool, peer: Peer | None = None) -> Reply:
         counters = self.counters
         counters.misses[tcp] += 1
         query = parse_query(data)

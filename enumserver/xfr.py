@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +191,9 @@ class Transfers:
 
     # -- transfers -------------------------------------------------------------------------
     def transfer(self, data: bytes, query: Query, peer: Peer | None, tcp: bool) -> Any:
+        """AXFR/IXFR: over TCP an iterator of messages, produced as the connection sends them
+        (see transport.TcpProtocol.pump) from a read transaction of its own; over UDP (IXFR
+        only) one message."""
         kind = "axfr" if query.qtype == AXFR else "ixfr"
         client = peer[0] if peer else "-"
         if kind == "axfr" and not tcp:
@@ -200,74 +203,123 @@ class Transfers:
             logs.log_transfer(client, "-", kind, 0, "refused", reason="TSIG")
             return verified
         request, signer = verified
+        if kind == "ixfr" and client_serial(request) is None:
+            logs.log_transfer(client, ".".join(query.labels), kind, 0, "refused", rcode="FORMERR")
+            return refusal(request, R.FORMERR, self.engine.max_payload)  # no SOA of theirs
+        if tcp:
+            return self._stream(kind, request, query, peer, signer)
         reader = self.reader
         reader.conn.execute("BEGIN")
         try:
-            snapshot = reader.snapshot()
-            zone = self.zone(query, snapshot.zones)
-            if zone is None or query.qclass != dns.rdataclass.IN:
-                logs.log_transfer(
-                    client, ".".join(query.labels), kind, 0, "refused", rcode="NOTAUTH"
-                )
-                return refusal(request, R.NOTAUTH, self.engine.max_payload)
-            if not self.access.allows("transfer", zone, peer, signer):
-                logs.log_transfer(client, zone.apex, kind, zone.serial, "refused", rcode="REFUSED")
-                return refusal(request, R.REFUSED, self.engine.max_payload)
-            state = ZoneState(zone, at_schedule_moment(snapshot, reader), reader)
-            tsig = Tsig(request.keyring, request) if request.had_tsig else None
-            limit = MESSAGE_LIMIT if tcp else udp_limit(query, self.engine.max_payload) - 100
+            opened = self._open(kind, request, query, peer, signer, reader)
+            if isinstance(opened, bytes):
+                return opened
+            state, tsig = opened
             started = time.perf_counter()
-            messages, style = self._messages(kind, request, query, state, tsig, limit, tcp)
+            limit = udp_limit(query, self.engine.max_payload) - 100
+            parts, style = self._parts(kind, request, state, reader, False)
+            writer = Writer(query, state, tsig, limit, self.engine.max_payload)
+            for entries in parts:
+                writer.add(entries)
+            messages = writer.finish()
+            if len(messages) > 1:  # does not fit a datagram: the SOA says "use TCP"
+                if tsig is not None:
+                    tsig.ctx = None  # (the MACs of the messages not sent do not count)
+                writer = Writer(query, state, tsig, limit, self.engine.max_payload)
+                writer.add([soa_entry(state, state.zone.serial)])
+                messages, style = writer.finish(), "tcp"
         finally:
             reader.conn.execute("COMMIT")
         logs.log_transfer(
-            client, zone.apex, kind, zone.serial, "ok", style=style, messages=len(messages),
-            bytes=sum(len(m) for m in messages), seconds=round(time.perf_counter() - started, 3),
+            client, state.zone.apex, kind, state.zone.serial, "ok", style=style, messages=1,
+            bytes=len(messages[0]), seconds=round(time.perf_counter() - started, 3),
         )  # fmt: skip
-        return messages if tcp else messages[0]
+        return messages[0]
 
-    def _messages(
+    def _stream(
         self,
         kind: str,
         request: dns.message.Message,
         query: Query,
+        peer: Peer | None,
+        signer: Signer | None,
+    ) -> Iterator[bytes]:
+        """The messages of a transfer over TCP, built while they are sent: the zone is read in
+        one read transaction of a connection of its own, held until the last message."""
+        reader = StoreReader(self.reader.path)
+        try:
+            reader.conn.execute("BEGIN")
+            opened = self._open(kind, request, query, peer, signer, reader)
+            if isinstance(opened, bytes):
+                yield opened
+                return
+            state, tsig = opened
+            started = time.perf_counter()
+            parts, style = self._parts(kind, request, state, reader, True)
+            writer = Writer(query, state, tsig, MESSAGE_LIMIT, self.engine.max_payload)
+            count = size = 0
+            for message in writer.stream(parts):
+                if message:
+                    count += 1
+                    size += len(message)
+                yield message
+            logs.log_transfer(
+                peer[0] if peer else "-", state.zone.apex, kind, state.zone.serial, "ok",
+                style=style, messages=count, bytes=size,
+                seconds=round(time.perf_counter() - started, 3),
+            )  # fmt: skip
+        finally:
+            reader.close()  # (ends the read transaction)
+
+    def _open(
+        self,
+        kind: str,
+        request: dns.message.Message,
+        query: Query,
+        peer: Peer | None,
+        signer: Signer | None,
+        reader: StoreReader,
+    ) -> tuple[ZoneState, Tsig | None] | bytes:
+        """The zone to transfer as the reader's transaction sees it, or the refusal to send."""
+        client = peer[0] if peer else "-"
+        snapshot = reader.snapshot()
+        zone = self.zone(query, snapshot.zones)
+        if zone is None or query.qclass != dns.rdataclass.IN:
+            logs.log_transfer(client, ".".join(query.labels), kind, 0, "refused", rcode="NOTAUTH")
+            return refusal(request, R.NOTAUTH, self.engine.max_payload)
+        if not self.access.allows("transfer", zone, peer, signer):
+            logs.log_transfer(client, zone.apex, kind, zone.serial, "refused", rcode="REFUSED")
+            return refusal(request, R.REFUSED, self.engine.max_payload)
+        state = ZoneState(zone, at_schedule_moment(snapshot, reader), reader)
+        return state, Tsig(request.keyring, request) if request.had_tsig else None
+
+    def _parts(
+        self,
+        kind: str,
+        request: dns.message.Message,
         state: ZoneState,
-        tsig: Tsig | None,
-        limit: int,
+        reader: StoreReader,
         tcp: bool,
-    ) -> tuple[list[bytes], str]:
-        writer = Writer(query, state, tsig, limit, self.engine.max_payload)
-        current = soa_entry(state, state.zone.serial)
+    ) -> tuple[list[Iterable[Entry]], str]:
+        """What to send, in order (entries are read as they are sent), and the style."""
+        current = [soa_entry(state, state.zone.serial)]
         if kind == "axfr":
-            writer.add(whole(state))
-            return writer.finish(), "axfr"
+            return [whole(state)], "axfr"
         theirs = client_serial(request)
-        if theirs is None:
-            return [refusal(request, R.FORMERR, self.engine.max_payload)], "formerr"
+        assert theirs is not None  # (transfer refused the IXFR that has none)
         try:
             steps = differences(
-                state, self.reader, theirs, self.settings.ixfr_max_depth,
+                state, reader, theirs, self.settings.ixfr_max_depth,
                 self.settings.ixfr_max_changes if tcp else 20,
             )  # fmt: skip
         except Unreachable as exc:
             if not tcp:
-                writer.add([current])
-                return writer.finish(), "tcp"
+                return [current], "tcp"
             log.info("IXFR of %s from serial %d: whole zone: %s", state.zone.apex, theirs, exc)
-            writer.add(whole(state))
-            return writer.finish(), "axfr"
-        writer.add([current])
+            return [whole(state)], "axfr"
         if steps:
-            writer.add(incremental(state, steps))
-            writer.add([current])
-        messages = writer.finish()
-        if not tcp and len(messages) > 1:  # does not fit a datagram: the SOA says "use TCP"
-            if tsig is not None:
-                tsig.ctx = None  # (the MACs of the messages not sent do not count)
-            writer = Writer(query, state, tsig, limit, self.engine.max_payload)
-            writer.add([current])
-            return writer.finish(), "tcp"
-        return messages, "ixfr" if steps else "current"
+            return [current, incremental(state, steps), current], "ixfr"
+        return [current], "current"
 
 
 def whole(state: ZoneState) -> Iterator[Entry]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dns.message
@@ -125,14 +125,30 @@ class Writer:
 
     def add(self, entries: Iterable[Entry]) -> None:
         for entry in entries:
+            self._add(entry)
+
+    def _add(self, entry: Entry) -> None:
+        at = len(self.body)
+        data = self._encode(entry, at)
+        if self.count and at + len(data) + len(self.opt) > self.limit:
+            self.flush()
             at = len(self.body)
             data = self._encode(entry, at)
-            if self.count and at + len(data) + len(self.opt) > self.limit:
-                self.flush()
-                at = len(self.body)
-                data = self._encode(entry, at)
-            self.body += data
-            self.count += len(entry.records)
+        self.body += data
+        self.count += len(entry.records)
+
+    def stream(self, parts: Iterable[Iterable[Entry]]) -> Iterator[bytes]:
+        """The messages of the parts' entries as each fills, the last one at the end; between
+        them an empty ``b""`` every 256 entries: a point where the sender may pause."""
+        for entries in parts:
+            for index, entry in enumerate(entries):
+                self._add(entry)
+                if self.messages:
+                    done, self.messages = self.messages, []
+                    yield from done
+                elif index & 255 == 255:
+                    yield b""
+        yield from self.finish()
 
     def flush(self) -> None:
         header = self.header + struct.pack("!HHHH", 1, self.count, 0, 1 if self.opt else 0)
