@@ -33,12 +33,18 @@ RESTART_DELAY = 1.0  # seconds before a worker that died is started again
 
 
 def worker_config(config: Config, index: int) -> Config:
-    """A worker's configuration: its own metrics port (the configured one + index)."""
+    """A worker's configuration: its own metrics port (the configured one + index); only the
+    first worker sends NOTIFY (every worker sees each new serial: one NOTIFY is enough)."""
     if not index:
         return config
     host, port = parse_address(config.metrics.listen, "metrics.listen")
     listen = f"[{host}]:{port + index}" if ":" in host else f"{host}:{port + index}"
-    return replace(config, metrics=replace(config.metrics, listen=listen))
+    zones = tuple(replace(zone, notify=()) for zone in config.transfer.zones)
+    return replace(
+        config,
+        metrics=replace(config.metrics, listen=listen),
+        transfer=replace(config.transfer, zones=zones),
+    )
 
 
 class Supervisor:

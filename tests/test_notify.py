@@ -168,3 +168,31 @@ def test_a_notify_sent_to_us_is_acknowledged_or_refused_per_acl(primary: Running
     bad = dns.tsigkeyring.from_text({XFR_KEY: ("hmac-sha256", "d3Jvbmcgc2VjcmV0")})
     with pytest.raises(dns.tsig.PeerBadSignature):
         notify_to(primary, APEX, bad)  # NOTAUTH, TSIG error BADSIG
+
+
+def collect(sock: socket.socket, seconds: float) -> list[int]:
+    """The serials of every NOTIFY for a while, each acknowledged (so none is a retry)."""
+    serials, deadline = [], time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            message, peer = receive(sock)
+        except TimeoutError:
+            break
+        serials.append(serial_of(message))
+        acknowledge(sock, message, peer)
+    return serials
+
+
+def test_with_workers_one_notify_per_serial(
+    server_factory: ServerFactory, writable_store: Path, tmp_path: Path, secondary: socket.socket
+) -> None:
+    """Every worker sees the new serial; only the first one tells the secondaries."""
+    text = CONFIG.replace("KEY", XFR_KEY).replace("SECRET", XFR_SECRET)
+    text = text.replace("PORT", str(secondary.getsockname()[1]))
+    config = write_config(tmp_path, text)
+    server = server_factory(writable_store, "--config", str(config), "--workers", "2")
+    wait_for_log(server, "2 workers serving")
+    assert set(collect(secondary, 2.0)) == {1}  # (a try sent before we listened is repeated)
+    zonetools_run(writable_store, "port", "add", "+358401234568", "--to", "TY09", "-m", "NP")
+    assert collect(secondary, 3.0) == [2]
