@@ -212,9 +212,12 @@ class DnsServer:
                     "store %s not reloaded, still serving the previous one: %s", new.store, exc
                 )
                 ok = False
-        elif new.edns_max_payload != old.edns_max_payload:
-            self.engine.max_payload = new.edns_max_payload
-            self.engine.clear_caches()
+        else:
+            if new.edns_max_payload != old.edns_max_payload:
+                self.engine.max_payload = new.edns_max_payload
+                self.engine.clear_caches()
+            if new.transfer != old.transfer:  # ACLs, keys, remotes: the handlers anew
+                extensions.install(self.engine, new)
         self.engine.cache_size = new.cache_size
         self.config = new
         logs.setup(new.log_level, new.log)

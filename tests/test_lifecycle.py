@@ -176,3 +176,28 @@ def test_systemd_is_notified_ready_reloading_and_stopping(
         assert running.process.wait(timeout=5) == 0
     Path(path).unlink()
     Path(directory).rmdir()
+
+
+def test_sighup_applies_a_new_transfer_acl(
+    server_factory: ServerFactory, demo_store: Path, tmp_path: Path
+) -> None:
+    """An operator lets a new secondary transfer the zone: no restart, a SIGHUP."""
+    rules = (
+        '[transfer]\nacls = [{{ id = "a", address = ["{}"] }}]\n'
+        'zones = [{{ name = "tier1", acl = ["a"] }}]\n'
+    )
+    config = write_config(tmp_path, rules.format("192.0.2.0/24"))
+    running = server_factory(demo_store, "--config", str(config))
+    axfr = dns.message.make_query(APEX, "AXFR")
+
+    def first_rcode() -> int:
+        reply = dns.query.tcp(axfr, running.host, port=running.port, timeout=5)
+        return reply.rcode()
+
+    assert first_rcode() == dns.rcode.REFUSED
+    config.write_text(rules.format("127.0.0.1/32"))
+    running.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: first_rcode() == dns.rcode.NOERROR), "the new ACL was not applied"
+    config.write_text(rules.format("192.0.2.0/24"))  # and taken away again
+    running.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: first_rcode() == dns.rcode.REFUSED), "the old ACL stayed"
