@@ -17,10 +17,10 @@ import datetime as dt
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from enumserver.cache import Cache
 from enumserver.metrics import NO_ZONE, Counters
 from enumserver.resolve import SERVFAIL, View, resolve, zones_by_apex
 from enumserver.store import Snapshot, StoreError, StoreReader
@@ -109,13 +109,12 @@ class Engine:
         self.lookups.pin()
         self.zone_names = tuple(zones)
         self.max_payload = max_payload
-        self.cache_size = cache_size
         self.counters = counters if counters is not None else Counters()
-        # FIFO caches: OrderedDict.popitem(last=False) evicts in O(1), where deleting a plain
-        # dict's first key makes the next iter() scan every slot freed before it.
-        self.udp_cache: OrderedDict[bytes, Entry] = OrderedDict()
-        self.tcp_cache: OrderedDict[bytes, Entry] = OrderedDict()
-        self.bodies: OrderedDict[bytes, Sections] = OrderedDict()
+        # FIFO caches in shards (enumserver/cache.py): whole responses by the message after
+        # its ID, per transport, and encoded sections by the lowercased question.
+        self.udp_cache: Cache[Entry] = Cache(cache_size)
+        self.tcp_cache: Cache[Entry] = Cache(cache_size)
+        self.bodies: Cache[Sections] = Cache(cache_size)
         self.clock = clock_from_env()
         self.tally = QueryTally()
         self.serials: dict[str, int] = {}
@@ -159,6 +158,17 @@ class Engine:
         self.bodies.clear()
 
     @property
+    def cache_size(self) -> int:
+        return self.bodies.size
+
+    @cache_size.setter
+    def cache_size(self, size: int) -> None:
+        """A new size empties the caches (SIGHUP with another ``cache_size``)."""
+        if size != self.bodies.size:
+            for cache in (self.udp_cache, self.tcp_cache, self.bodies):
+                cache.resize(size)
+
+    @property
     def zones(self) -> list[str]:
         """Apexes served, for logs and metrics."""
         return [zone.apex for zone in self.view.zones.values()]
@@ -187,7 +197,9 @@ class Engine:
         Fast path: one dict lookup, one list increment (the metrics tally), one concatenation.
         Only a registered handler (transfers over TCP) answers with several messages.
         """
-        entry = (self.tcp_cache if tcp else self.udp_cache).get(data[2:])
+        cache = self.tcp_cache if tcp else self.udp_cache
+        key = data[2:]
+        entry = cache.shards[hash(key) & cache.mask].get(key)  # Cache.get, inlined
         if entry is not None:
             entry[1][v6] += 1
             return data[:2] + entry[0]
@@ -256,10 +268,7 @@ class Engine:
             return response
         if expires is not None:
             return response
-        cache = self.tcp_cache if tcp else self.udp_cache
-        if len(cache) >= self.cache_size:
-            cache.popitem(last=False)
-        cache[data[2:]] = (response[2:], tally)
+        (self.tcp_cache if tcp else self.udp_cache).put(data[2:], (response[2:], tally))
         return response
 
     def _body(self, query: Query, tcp: bool) -> Sections | int:
@@ -272,19 +281,18 @@ class Engine:
         if qtype in (AXFR, IXFR):
             return REFUSED if tcp or qtype == IXFR else NOTIMP
         key = query.key
-        found = self.bodies.get(key)
+        bodies = self.bodies
+        found = bodies.shards[hash(key) & bodies.mask].get(key)  # Cache.get, inlined
         if found is not None:
             if found[3] is None or self.clock() < found[3]:
                 self.counters.section_hits += 1
                 return found
-            del self.bodies[key]  # a scheduled answer whose TTLs would pass the next switch
+            self.bodies.pop(key)  # a scheduled answer whose TTLs would pass the next switch
         self.counters.section_misses += 1
         answer = resolve(query.labels, qtype, self.view, self.clock())
         zone = self.apexes.get(answer.zone, NO_ZONE) if answer.zone else NO_ZONE
         body = encode_body(answer, query.labels)
         kind = answer.kind._value_  # (Enum.value is a Python-level property)
         found = (body, zone, kind, answer.expires, answer.counted)
-        if len(self.bodies) >= self.cache_size:
-            self.bodies.popitem(last=False)
-        self.bodies[key] = found
+        self.bodies.put(key, found)
         return found

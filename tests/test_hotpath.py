@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enumserver import numbers
+from enumserver.cache import Cache
 from enumserver.engine import Engine
 from enumserver.wire import parse_query
 
@@ -77,7 +78,23 @@ def test_full_caches_evict_the_oldest_and_answers_stay_right(demo_store: Path) -
     first = [ask(engine, name).answer for name in names]
     assert len(engine.udp_cache) == 3 and len(engine.bodies) == 3
     assert [ask(engine, name).answer for name in names] == first  # misses again, same answers
-    assert next(iter(engine.udp_cache)) != next(iter(engine.udp_cache.__reversed__()))
+    keys = list(engine.udp_cache)  # oldest first
+    assert len(keys) == 3 and keys[0] != keys[-1]
+
+
+def test_big_caches_are_sharded_and_bounded() -> None:
+    """Each shard evicts its oldest; the whole stays within the size; the newest stay."""
+    cache: Cache[int] = Cache(8192)
+    assert len(cache.shards) == 64
+    for n in range(30_000):
+        cache.put(f"key {n}".encode(), n)
+    assert len(cache) <= 8192 and all(len(shard) <= cache.cap for shard in cache.shards)
+    assert all(cache.get(f"key {n}".encode()) == n for n in range(29_900, 30_000))
+    assert cache.get(b"key 0") is None
+    cache.pop(b"key 29999")
+    assert cache.get(b"key 29999") is None
+    cache.resize(10)
+    assert len(cache.shards) == 1 and not cache
 
 
 @pytest.mark.parametrize("label", ["\u00b2", "\u00b9"])  # superscripts: str.isdigit() is True
