@@ -225,28 +225,15 @@ class Verifier:
     def tsig_error(
         self, data: bytes, query: Query, error: dns.rcode.Rcode, key: dns.tsig.Key | None
     ) -> bytes:
-        """NOTAUTH with a TSIG error: BADKEY/BADSIG with an empty MAC, BADTIME signed."""
+        """NOTAUTH with a TSIG error (see ``tsig_error``), logged as a refused UPDATE."""
+        answer = tsig_error(data, query, error, key, self.engine.max_payload)
         try:
-            request = dns.message.from_wire(data, keyring=False)
+            keyname = dns.message.from_wire(data, keyring=False).keyname
         except Exception:
-            return error_response(query, R.FORMERR, self.engine.max_payload)
-        response = dns.message.make_response(request, our_payload=self.engine.max_payload)
-        response.set_rcode(R.NOTAUTH)
-        wire = response.to_wire()
-        tsig: Any = request.tsig[0]  # type: ignore[index]
-        now = int(time.time())
-        if key is None:
-            rdata = tsig.replace(time_signed=now, mac=b"", error=error, other=b"")
-        else:  # the request's time, ours in Other Data (48 bits), MAC over the request's MAC
-            rdata = tsig.replace(mac=b"", error=error, other=struct.pack("!Q", now)[2:])
-            rdata = dns.tsig.sign(wire, key, rdata, tsig.time_signed, request.mac)[0]  # type: ignore[no-untyped-call]
+            return answer  # (FORMERR: nothing to log)
         reason = f"TSIG {TSIG_ERRORS[error]}"
-        logs.log_update("-", "-", False, reason, key=request.keyname, rcode="NOTAUTH")
-        owner: bytes = request.keyname.to_wire()  # type: ignore[union-attr,assignment]
-        body: bytes = rdata.to_wire()
-        (arcount,) = struct.unpack_from("!H", wire, 10)
-        rr = struct.pack("!HHIH", TSIG, dns.rdataclass.ANY, 0, len(body))
-        return wire[:10] + struct.pack("!H", arcount + 1) + wire[12:] + owner + rr + body
+        logs.log_update("-", "-", False, reason, key=keyname, rcode="NOTAUTH")
+        return answer
 
     def signed(self, data: bytes, query: Query, peer: Peer | None, tcp: bool) -> Any:
         """The engine's ``signed`` handler: a TSIG-signed query, verified, answered as if
@@ -281,3 +268,29 @@ def answer_signed(
     response.request_mac = message.mac or b""
     limit = 65535 if tcp else udp_limit(query, engine.max_payload)
     return response.to_wire(max_size=limit, prefer_truncation=True)
+
+
+def tsig_error(
+    data: bytes, query: Query, error: int, key: dns.tsig.Key | None, payload: int
+) -> bytes:
+    """NOTAUTH with a TSIG error (RFC 8945 5.2): BADKEY/BADSIG unsigned with an empty MAC,
+    BADTIME signed, with the server's time in Other Data."""
+    try:
+        request = dns.message.from_wire(data, keyring=False)
+    except Exception:
+        return error_response(query, R.FORMERR, payload)
+    response = dns.message.make_response(request, our_payload=payload)
+    response.set_rcode(R.NOTAUTH)
+    wire = response.to_wire()
+    tsig: Any = request.tsig[0]  # type: ignore[index]
+    now = int(time.time())
+    if key is None:
+        rdata = tsig.replace(time_signed=now, mac=b"", error=error, other=b"")
+    else:
+        rdata = tsig.replace(mac=b"", error=error, other=struct.pack("!Q", now)[2:])
+        rdata = dns.tsig.sign(wire, key, rdata, tsig.time_signed, request.mac)[0]  # type: ignore[no-untyped-call]
+    owner: bytes = request.keyname.to_wire()  # type: ignore[union-attr,assignment]
+    body: bytes = rdata.to_wire()
+    (arcount,) = struct.unpack_from("!H", wire, 10)
+    rr = struct.pack("!HHIH", TSIG, dns.rdataclass.ANY, 0, len(body))
+    return wire[:10] + struct.pack("!H", arcount + 1) + wire[12:] + owner + rr + body

@@ -33,7 +33,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from enumserver import logs
-from enumserver.auth import answer_signed
+from enumserver.auth import answer_signed, tsig_error
 from enumserver.config import Config, TransferConfig
 from enumserver.engine import Engine, Peer
 from enumserver.ixfr import Difference, Unreachable, differences, soa_entry
@@ -41,7 +41,7 @@ from enumserver.model import Zone
 from enumserver.resolve import zones_by_apex
 from enumserver.store import StoreReader
 from enumserver.wire import Query, error_response, udp_limit
-from enumserver.xfrwire import MESSAGE_LIMIT, Tsig, Writer, tsig_error
+from enumserver.xfrwire import MESSAGE_LIMIT, Tsig, Writer
 from enumserver.zoneimage import Entry, ZoneState, at_schedule_moment
 
 log = logging.getLogger("enumserver")

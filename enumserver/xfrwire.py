@@ -21,7 +21,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
-from enumserver.wire import Query, error_response, rdata_wire
+from enumserver.wire import Query, rdata_wire
 from enumserver.zoneimage import Entry, ZoneState
 
 TSIG, OPT = 250, 41
@@ -159,29 +159,3 @@ class Writer:
     def finish(self) -> list[bytes]:
         self.flush()
         return self.messages
-
-
-def tsig_error(
-    data: bytes, query: Query, error: int, key: dns.tsig.Key | None, payload: int
-) -> bytes:
-    """NOTAUTH with a TSIG error (RFC 8945 5.2): BADKEY/BADSIG unsigned with an empty MAC,
-    BADTIME signed, with the server's time in Other Data."""
-    try:
-        request = dns.message.from_wire(data, keyring=False)
-    except Exception:
-        return error_response(query, R.FORMERR, payload)
-    response = dns.message.make_response(request, our_payload=payload)
-    response.set_rcode(R.NOTAUTH)
-    wire = response.to_wire()
-    tsig: Any = request.tsig[0]  # type: ignore[index]
-    now = int(time.time())
-    if key is None:
-        rdata = tsig.replace(time_signed=now, mac=b"", error=error, other=b"")
-    else:
-        rdata = tsig.replace(mac=b"", error=error, other=struct.pack("!Q", now)[2:])
-        rdata = dns.tsig.sign(wire, key, rdata, tsig.time_signed, request.mac)[0]  # type: ignore[no-untyped-call]
-    owner: bytes = request.keyname.to_wire()  # type: ignore[union-attr,assignment]
-    body: bytes = rdata.to_wire()
-    (arcount,) = _U16.unpack_from(wire, 10)
-    rr = _FIXED.pack(TSIG, dns.rdataclass.ANY, 0, len(body))
-    return wire[:10] + _U16.pack(arcount + 1) + wire[12:] + owner + rr + body
