@@ -26,7 +26,7 @@ from enumserver.metrics import Counters, Histogram, MetricsServer, kernel_udp_dr
 from enumserver.rrl import ConnectionLimits, RateLimiter
 from enumserver.store import StoreReader, stats
 from enumserver.transport import TcpProtocol, UdpProtocol
-from enumserver.workers import Supervisor, WorkerError
+from enumserver.workers import Supervisor, WorkerError, spread_datagrams
 
 log = logging.getLogger("enumserver")
 FULL_GC_INTERVAL = 600.0  # seconds between full collections when no publish dropped the caches
@@ -127,6 +127,8 @@ class DnsServer:
             if self.config.workers > 1:  # every worker binds the address (workers.py)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
+            if self.config.workers > 1:
+                spread_datagrams(sock, self.config.workers)
         except OSError:
             sock.close()
             raise

@@ -1,10 +1,14 @@
 """``workers = N``: N server processes on the same addresses, one event loop and one core each.
 
-Every worker binds the listen addresses with SO_REUSEPORT (the kernel spreads UDP datagrams and
-TCP connections over them by address hash) and has its own engine, caches and store
+Every worker binds the listen addresses with SO_REUSEPORT and has its own engine, caches and store
 connections; it picks up a published change on its own every ``reload_interval``, so all
 workers answer a change within that interval, and none serves a cached answer of a serial it
 has replaced. Worker ``i`` serves metrics on the metrics port + ``i``.
+
+The kernel spreads TCP connections over the workers by address hash, and UDP datagrams one by
+one at random (a classic BPF program on the UDP group, ``spread_datagrams``): by hash, all the
+queries of a SIP proxy that resolves through one socket would go to one worker and leave the
+others idle. A question needs no state of an earlier one, so any worker may answer it.
 
 The supervisor (the process started) binds nothing and holds no store connection: it forks the
 workers, tells systemd READY once every worker serves, forwards SIGHUP, SIGTERM and SIGINT,
@@ -15,10 +19,13 @@ start-up).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import select
 import signal
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,6 +37,31 @@ log = logging.getLogger("enumserver")
 
 Serve = Callable[[Config, Callable[[], Config] | None, Callable[[], None]], None]
 RESTART_DELAY = 1.0  # seconds before a worker that died is started again
+
+SO_ATTACH_REUSEPORT_CBPF = getattr(socket, "SO_ATTACH_REUSEPORT_CBPF", 51)  # Linux 4.5
+_LD_RANDOM = (0x20, 0, 0, 0xFFFFF000 + 56)  # BPF_LD|BPF_W|BPF_ABS, SKF_AD_OFF + SKF_AD_RANDOM
+_MOD_K = 0x94  # BPF_ALU|BPF_MOD|BPF_K
+_RET_A = (0x16, 0, 0, 0)  # BPF_RET|BPF_A
+
+
+def spread_datagrams(sock: socket.socket, workers: int) -> bool:
+    """Have the kernel give each datagram to a random socket of ``sock``'s SO_REUSEPORT group
+    (one per worker) rather than one chosen by the source address hash. The program returns
+    ``random % workers``; while a worker is being restarted and the group is smaller, an index
+    past its end makes the kernel fall back to the hash. False where the kernel refuses it
+    (then the hash it is: still correct, less even).
+    """
+    program = b"".join(
+        struct.pack("HBBI", *op) for op in (_LD_RANDOM, (_MOD_K, 0, 0, workers), _RET_A)
+    )
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(code))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+    except OSError as exc:
+        log.warning("UDP queries spread over the workers by address hash (%s)", exc)
+        return False
+    return True
 
 
 def worker_config(config: Config, index: int) -> Config:
