@@ -29,4 +29,7 @@ def test_bench_smoke_compares_with_powerdns_and_knot(tmp_path: Path) -> None:
     assert "| random | operator-enum / PowerDNS |" in text
     assert "| hot | operator-enum / Knot |" in text
     assert "p99 (ms) at 80% of peak" in text
+    control = next(line for line in text.splitlines() if line.startswith("| control (fixed "))
+    assert "q/s, lost 0)" in control  # its peak, and its p99 at 80% of that peak
+    assert "| CPU 0 steadiness | " in text
     assert "<!-- sections below are written by other bench scripts" in text  # bench/import's

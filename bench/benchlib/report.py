@@ -30,6 +30,7 @@ class SizeRun:
     startups: dict[str, list[float]] = field(default_factory=dict)
     memory: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    control: dict[str, float] | None = None  # the control's sizing (benchlib.control)
 
 
 def _version(argv: list[str], pattern: str) -> str:
@@ -127,6 +128,11 @@ def ratio_rows(run: SizeRun, workloads: list[str]) -> list[str]:
     return rows
 
 
+def workload_of(run: SizeRun) -> str:
+    """The workload the control was sized on (the first one it ran)."""
+    return next((r.workload for r in run.results if r.server.startswith("control")), "?")
+
+
 def size_section(run: SizeRun, workloads: list[str], args: Any) -> list[str]:
     data, m = run.data, run.data.meta
     lines = [
@@ -165,6 +171,18 @@ def size_section(run: SizeRun, workloads: list[str], args: Any) -> list[str]:
                 f"{a['lost']:,} / {a['sent']:,} | {a['latency']:.3f} | {p99} | "
                 f"{a['rcodes']} |"
             )
+    if run.control:
+        c = run.control
+        lines += [
+            "",
+            f"The control (`bench/benchlib/control_server.py`) does {c['work_us']:.1f} µs of "
+            "fixed pure-Python work a query on top of its bare loop "
+            f"({c['overhead_us']:.1f} µs a query closed-loop), sized so that its peak is our "
+            f"median peak on {workload_of(run)} ({1e6 / c['target_us']:,.0f} q/s), and is "
+            "paced the same way, at the same fraction of its own peak. Its p99 is what any "
+            "single-process server with that CPU-bound peak gets on this machine: the part of "
+            "our p99 that the machine makes.",
+        ]
     lines += ["", "| workload | ratio of queries/s | value | target | met |"]
     lines += ["|---|---|---:|---|---|"]
     lines += ratio_rows(run, workloads)
@@ -197,6 +215,16 @@ def size_section(run: SizeRun, workloads: list[str], args: Any) -> list[str]:
         lines += ["", "Differences outside the NAPTR answers (not fatal):", ""]
         lines += [f"- {note}" for note in run.notes]
     return [*lines, ""]
+
+
+def steadiness_row(found: dict[str, float] | None) -> list[str]:
+    if not found:
+        return []
+    return [
+        f"| CPU 0 steadiness | one fixed chunk of Python work, timed {found['chunks']:,} times "
+        f"with nothing else running: p50 {found['p50']:.0f} µs, p90 {found['p90']:.0f}, "
+        f"p99 {found['p99']:.0f}, max {found['max']:.0f} (a steady CPU: all alike) |"
+    ]
 
 
 def write_report(path: Path, args: Any, runs: list[SizeRun], command: str, wall_s: float) -> None:
@@ -233,6 +261,7 @@ def write_report(path: Path, args: Any, runs: list[SizeRun], command: str, wall_
         "| | |",
         "|---|---|",
         *(f"| {key} | {value} |" for key, value in machine().items()),
+        *steadiness_row(getattr(args, "steadiness", None)),
         "",
         "## Data and workloads",
         "",
