@@ -35,6 +35,7 @@ class Result:
     rcodes: str
     p99_ms: float | None = None
     max_qps: int | None = None  # the -Q rate of a latency run
+    percentiles_ms: dict[str, float] | None = None  # p50, p90, p99, max of a latency run
 
 
 def _field(pattern: str, text: str, cast: Any = float, default: Any = None) -> Any:
@@ -113,7 +114,12 @@ def dnsperf(
     )
     if latencies:
         latencies.sort()
-        result.p99_ms = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        last = len(latencies) - 1
+        result.percentiles_ms = {
+            name: latencies[min(last, int(len(latencies) * q))] * 1000
+            for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+        }
+        result.p99_ms = result.percentiles_ms["p99"]
     log(
         f"  {result.qps:,.0f} q/s, lost {result.lost}, avg {result.avg_latency_ms:.3f} ms"
         + (f", p99 {result.p99_ms:.3f} ms" if result.p99_ms is not None else "")

@@ -297,3 +297,19 @@ def write_report(path: Path, args: Any, runs: list[SizeRun], command: str, wall_
     else:
         lines += [KEEP_MARK, ""]
     path.write_text("\n".join(lines))
+
+
+def write_section(path: Path, name: str, lines: list[str]) -> None:
+    """Write (or replace) the section of another bench script (``name``: e.g. "bench/steps")
+    below bench/run's KEEP_MARK, between its own begin/end markers."""
+    begin, end = f"<!-- {name} begin -->", f"<!-- {name} end -->"
+    section = "\n".join([begin, *lines, end])
+    text = path.read_text() if path.exists() else ""
+    if begin in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
+    elif KEEP_MARK in text:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + KEEP_MARK + "\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
