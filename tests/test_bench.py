@@ -33,3 +33,21 @@ def test_bench_smoke_compares_with_powerdns_and_knot(tmp_path: Path) -> None:
     assert "q/s, lost 0)" in control  # its peak, and its p99 at 80% of that peak
     assert "| CPU 0 steadiness | " in text
     assert "<!-- sections below are written by other bench scripts" in text  # bench/import's
+
+
+def test_bench_latency_puts_our_server_beside_the_control(tmp_path: Path) -> None:
+    report = tmp_path / "latency.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "latency"), "--numbers", "2000", "--loads", "0.5",
+         "--rounds", "1", "--seconds", "1", "--output", str(report)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = report.read_text()
+    assert text.count("<!-- bench/latency begin -->") == 1
+    rows = [line for line in text.splitlines() if line.startswith("| 50% |")]
+    assert [row.split(" | ")[1] for row in rows[:2]] == ["operator-enum", "control (fixed work)"]
+    for row in rows[:2]:  # peak, paced rate, p50, p90, p99, max: all measured, nothing lost
+        cells = row.strip("|").split(" | ")
+        assert float(cells[2].replace(",", "")) > 0 and float(cells[6]) > 0
+        assert cells[-1].strip() == "0"
