@@ -22,7 +22,7 @@ from pathlib import Path
 
 from enumserver.cache import Cache
 from enumserver.metrics import NO_ZONE, Counters
-from enumserver.resolve import SERVFAIL, View, resolve, zones_by_apex
+from enumserver.resolve import NOERROR, SERVFAIL, Plain, View, plan, zones_by_apex
 from enumserver.store import Snapshot, StoreError, StoreReader
 from enumserver.store.stats import QueryTally
 from enumserver.wire import (
@@ -34,6 +34,7 @@ from enumserver.wire import (
     encode_body,
     encode_response,
     error_response,
+    naptr_template,
     parse_query,
     udp_limit,
 )
@@ -115,6 +116,11 @@ class Engine:
         self.udp_cache: Cache[Entry] = Cache(cache_size)
         self.tcp_cache: Cache[Entry] = Cache(cache_size)
         self.bodies: Cache[Sections] = Cache(cache_size)
+        # (zone, serving TY, number length) -> a templated NAPTR answer section split at the
+        # digits (wire.naptr_template); per snapshot, like the caches. templating=False
+        # encodes every answer from its records (the tests compare both).
+        self.templates: dict[tuple[str, str, int], tuple[bytes, ...]] = {}
+        self.templating = True
         self.clock = clock_from_env()
         self.tally = QueryTally()
         self.serials: dict[str, int] = {}
@@ -156,6 +162,7 @@ class Engine:
         self.udp_cache.clear()
         self.tcp_cache.clear()
         self.bodies.clear()
+        self.templates.clear()
 
     @property
     def cache_size(self) -> int:
@@ -289,10 +296,29 @@ class Engine:
                 return found
             self.bodies.pop(key)  # a scheduled answer whose TTLs would pass the next switch
         self.counters.section_misses += 1
-        answer = resolve(query.labels, qtype, self.view, self.clock())
-        zone = self.apexes.get(answer.zone, NO_ZONE) if answer.zone else NO_ZONE
-        body = encode_body(answer, query.labels)
-        kind = answer.kind._value_  # (Enum.value is a Python-level property)
-        found = (body, zone, kind, answer.expires, answer.counted)
+        planned = plan(query.labels, qtype, self.view, self.clock())
+        if isinstance(planned, Plain):  # the usual ported or range number
+            zone = self.apexes.get(planned.zone.name, NO_ZONE)
+            found = (self._templated(planned, query.labels), zone, "answer", None, None)
+        else:
+            answer = planned
+            zone = self.apexes.get(answer.zone, NO_ZONE) if answer.zone else NO_ZONE
+            body = encode_body(answer, query.labels)
+            kind = answer.kind._value_  # (Enum.value is a Python-level property)
+            found = (body, zone, kind, answer.expires, answer.counted)
         self.bodies.put(key, found)
         return found
+
+    def _templated(self, plain: Plain, labels: Sequence[str]) -> Body:
+        """A Plain answer's sections: its operator's template with the digits filled in."""
+        key = (plain.zone.name, plain.holder, len(plain.digits))
+        parts = self.templates.get(key)
+        if parts is None:
+            parts = naptr_template(plain.render, len(plain.digits), plain.insertions())
+            if len(self.templates) >= 10_000:
+                self.templates.clear()
+            self.templates[key] = parts
+        if not parts or not self.templating:
+            return encode_body(plain.render(), labels)
+        answer = plain.digits.encode().join(parts)
+        return Body(True, NOERROR, (len(plain.routes), 0, 0), answer, b"", b"")

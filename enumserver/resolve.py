@@ -105,6 +105,37 @@ class Answer:
 REFUSED_ANSWER = Answer(Kind.REFUSED, REFUSED, False)
 
 
+@dataclass(slots=True)
+class Plain:
+    """A number's NAPTR answer made of its serving operator's templates alone: no schedule, no
+    routes of its own, not a service number. Its records depend on the number only through its
+    digits, so the wire layer may encode it once per operator and fill the digits in
+    (``plan``); ``render`` gives the Answer that ``resolve`` returns for it.
+    """
+
+    zone: Zone
+    holder: str
+    routes: Sequence[Route]
+    digits: str
+    number: NumberView
+
+    def render(self, digits: str | None = None) -> Answer:
+        """The Answer, for these digits or others of the same length (a template's marker)."""
+        records = self.number._records(digits or self.digits, self.holder, self.routes, None, 0.0)
+        return Answer(Kind.ANSWER, NOERROR, True, records, zone=self.zone.name)
+
+    def insertions(self) -> int:
+        """How many times the digits appear in the records."""
+        splits = self.number.splits
+        total = 0
+        for route in self.routes:
+            found = splits.get((self.holder, route.regexp, route.replacement))
+            if found is None:
+                found = self.number._split(self.holder, route)
+            total += len(found[0]) + len(found[1]) - 2
+        return total
+
+
 class Lookups(Protocol):
     """The per-number store lookups resolution needs (indexed, never a scan)."""
 
@@ -156,6 +187,15 @@ def resolve(
     ``now`` (epoch seconds or an aware datetime) is the moment of the question; without it,
     the moment the snapshot was read.
     """
+    found = plan(labels, qtype, view, now)
+    return found.render() if isinstance(found, Plain) else found
+
+
+def plan(
+    labels: Sequence[str], qtype: int, view: View, now: float | dt.datetime | None = None
+) -> Answer | Plain:
+    """``resolve``, but a number answered by its operator's templates alone comes back as a
+    Plain (not yet rendered into records)."""
     zones = view.zones
     for size in view.apex_sizes:  # the longest (most specific) apex first
         cut = len(labels) - size
@@ -194,7 +234,9 @@ def _apex(zone: Zone, qtype: int) -> Answer:
     return Answer(Kind.ANSWER, NOERROR, True, answer=tuple(records), zone=zone.name)
 
 
-def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View, now: float) -> Answer:
+def _in_zone(
+    zone: Zone, below: Sequence[str], qtype: int, view: View, now: float
+) -> Answer | Plain:
     """Resolve inside a zone; ``below`` are the question's labels under the apex."""
     if not below:
         return _apex(zone, qtype)
@@ -234,7 +276,12 @@ def _in_zone(zone: Zone, below: Sequence[str], qtype: int, view: View, now: floa
     if holder is not None:
         if qtype not in (NAPTR, ANY):
             return _negative(zone, Kind.NODATA, apex_owner)
-        records, expires, scheduled = number.naptrs_at(digits, holder, now)
+        schedule, routes = number.schedule_of(digits, holder)
+        if schedule is None and routes and not is_service(digits):
+            templates = number.templates_of(holder)
+            if routes is templates:
+                return Plain(zone, holder, routes, digits, number)
+        records, expires, scheduled = number.naptrs_at(digits, holder, now, (schedule, routes))
         if not records:
             return _negative(zone, Kind.NODATA, apex_owner)
         counted = (digits, holder) if scheduled or is_service(digits) else None
@@ -346,9 +393,15 @@ class NumberView:
         if self.snapshot.has_number_routes:
             routes = [r for r in self.lookups.number_routes(digits) if r.ty == holder]
         if not routes:
+            routes = self.templates_of(holder)
+        return routes
+
+    def templates_of(self, holder: str) -> Sequence[Route]:
+        """The holder's templates, else its host TY's (for a PO): the same object each time."""
+        routes = self.snapshot.templates.get(holder, ())
+        if not routes:
             host = self.operator_chain(holder)[1]
-            routes = self.snapshot.templates.get(holder, ())
-            if not routes and host is not None:
+            if host is not None:
                 routes = self.snapshot.templates.get(host.ty, ())
         return routes
 
@@ -372,11 +425,16 @@ class NumberView:
         return self._records(digits, holder, self.routes_of(digits, holder), None, 0.0)
 
     def naptrs_at(
-        self, digits: str, holder: str, now: float
+        self,
+        digits: str,
+        holder: str,
+        now: float,
+        decided: tuple[Schedule | None, Sequence[Route]] | None = None,
     ) -> tuple[tuple[Record, ...], float | None, bool]:
         """(NAPTR records, expiry, scheduled) at a moment: a schedule's set in force, with every
-        TTL capped at the seconds left until its next switch (at least 1), else the routes."""
-        schedule, routes = self.schedule_of(digits, holder)
+        TTL capped at the seconds left until its next switch (at least 1), else the routes.
+        ``decided``: ``schedule_of``'s result when the caller already has it."""
+        schedule, routes = decided or self.schedule_of(digits, holder)
         if schedule is None:
             return self._records(digits, holder, routes, None, now), None, False
         name, switch = evaluate(schedule, now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -341,6 +341,24 @@ def encode_body(answer: Answer, labels: Sequence[str]) -> Body:
         _records(ns, labels) if ns else b"",
         _records(ar, labels) if ar else b"",
     )
+
+
+def naptr_template(
+    render: Callable[[str], Answer], length: int, insertions: int
+) -> tuple[bytes, ...]:
+    """The answer section of a templated NAPTR answer (resolve.Plain), split where a number
+    of ``length`` digits goes: encoded once per operator, then ``digits.join(parts)`` for any
+    number of that length. ``render`` makes the Answer for given digits; a marker of NUL bytes
+    stands in for them. Empty when the marker is not found exactly ``insertions`` times (then
+    encode each answer as usual).
+    """
+    marker = "\x00" * length
+    try:
+        encoded = _records(render(marker).answer, ("",))  # owner 0: the question's pointer
+    except ValueError:  # the marker in a replacement name
+        return ()
+    parts = tuple(encoded.split(marker.encode()))
+    return parts if len(parts) == insertions + 1 else ()
 
 
 def _opt(query: Query, max_payload: int, ext_rcode: int = 0) -> bytes:
