@@ -77,10 +77,13 @@ def steps() -> list[tuple[str, Any]]:
     return [
         ("wire.parse_query", lambda: [wire.parse_query(packets[i]) for i in sel]),
         ("StoreReader.recipient_of (SQL)", lambda: [lookups.recipient_of(d) for d in more]),
-        ("resolve.resolve, without SQL", lambda: [
+        ("resolve.plan, without SQL (what a miss runs)", lambda: [
+            resolve.plan(q.labels, 35, view, 1.7e9) for q in asked]),
+        ("resolve.resolve, without SQL (plan, then records)", lambda: [
             resolve.resolve(q.labels, 35, view, 1.7e9) for q in asked]),
         ("of which numbers.is_service", lambda: [is_service(d) for d in more]),
-        ("wire.encode_body", lambda: [wire.encode_body(a, q.labels) for q, a in pairs]),
+        ("wire.encode_body (records; a miss fills a template instead)", lambda: [
+            wire.encode_body(a, q.labels) for q, a in pairs]),
         ("wire.encode_response", lambda: [
             wire.encode_response(q, b, 512, 1232) for q, b in bodies]),
         ("Counters.tally", lambda: [counters.tally("fi", False, 35, 0, "answer") for _ in sel]),
