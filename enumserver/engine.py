@@ -311,6 +311,8 @@ class Engine:
 
     def _templated(self, plain: Plain, labels: Sequence[str]) -> Body:
         """A Plain answer's sections: its operator's template with the digits filled in."""
+        if not self.templating:
+            return encode_body(plain.render(), labels)
         key = (plain.zone.name, plain.holder, len(plain.digits))
         parts = self.templates.get(key)
         if parts is None:
@@ -318,7 +320,7 @@ class Engine:
             if len(self.templates) >= 10_000:
                 self.templates.clear()
             self.templates[key] = parts
-        if not parts or not self.templating:
+        if not parts:
             return encode_body(plain.render(), labels)
         answer = plain.digits.encode().join(parts)
         return Body(True, NOERROR, (len(plain.routes), 0, 0), answer, b"", b"")

@@ -126,14 +126,8 @@ class Plain:
 
     def insertions(self) -> int:
         """How many times the digits appear in the records."""
-        splits = self.number.splits
-        total = 0
-        for route in self.routes:
-            found = splits.get((self.holder, route.regexp, route.replacement))
-            if found is None:
-                found = self.number._split(self.holder, route)
-            total += len(found[0]) + len(found[1]) - 2
-        return total
+        splits = (self.number._split(self.holder, route) for route in self.routes)
+        return sum(len(regexp) + len(replacement) - 2 for regexp, replacement in splits)
 
 
 class Lookups(Protocol):

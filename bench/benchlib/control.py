@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,22 @@ def start_control(micros: float, tmp: Path, timeout: float, cpus: str) -> Server
     return start(CONTROL, "control", argv, port, tmp / "control.log", timeout, cpus, tmp)
 
 
+def fresh_run(
+    start: Callable[[Path], Server], data: DataSet, workload: str, seconds: float,
+    clients: int, outstanding: int, dnsperf_cpus: str, rate: int | None = None,
+) -> Result:  # fmt: skip
+    """One dnsperf run on a server started for it (cold caches), stopped after: closed-loop,
+    or paced at ``rate``."""
+    with tempfile.TemporaryDirectory(prefix="fresh-", dir=data.store.parent) as tmp:
+        server = start(Path(tmp))
+        try:
+            return dnsperf(server, workload, data.queries(workload), seconds, clients,
+                           outstanding, dnsperf_cpus, rate)  # fmt: skip
+        finally:
+            server.proc.terminate()
+            server.proc.wait(timeout=30)
+
+
 def measure_control(
     args: Any, data: DataSet, results: list[Result], latency: list[Result],
     server_cpus: str, dnsperf_cpus: str,
@@ -78,17 +95,13 @@ def measure_control(
     if not ours:
         return None
     target_us = 1e6 / statistics.median(ours)
-    queries = data.queries(workload)
 
     def run(micros: float, seconds: float, rate: int | None = None) -> Result:
-        with tempfile.TemporaryDirectory(prefix="control-", dir=data.store.parent) as tmp:
-            server = start_control(micros, Path(tmp), args.start_timeout, server_cpus)
-            try:
-                return dnsperf(server, workload, queries, seconds, args.clients,
-                               args.outstanding, dnsperf_cpus, rate)  # fmt: skip
-            finally:
-                server.proc.terminate()
-                server.proc.wait(timeout=30)
+        def start(tmp: Path) -> Server:
+            return start_control(micros, tmp, args.start_timeout, server_cpus)
+
+        return fresh_run(start, data, workload, seconds, args.clients, args.outstanding,
+                         dnsperf_cpus, rate)  # fmt: skip
 
     overhead_us = 1e6 / run(0, args.seconds).qps  # the loop, the sockets: no work
     micros = max(0.0, target_us - overhead_us)
